@@ -1,0 +1,299 @@
+//! Adapter files: PEFT's folder layout (`adapter_config.json` + `adapter_model.safetensors`, PEFT's
+//! key names), read from any PEFT version and written so that `PeftModel.from_pretrained` loads it,
+//! plus the description `dialora adapter inspect` prints. Pickled `.bin` adapters are refused.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomically;
+use crate::lora::{Adapter, LoraConfig};
+
+pub const CONFIG_FILE: &str = "adapter_config.json";
+pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
+const PICKLE_FILE: &str = "adapter_model.bin";
+const KEY_PREFIX: &str = "base_model.model.";
+
+/// An adapter as read from disk, before it is checked against a model.
+pub struct AdapterFiles {
+    pub folder: PathBuf,
+    pub config: LoraConfig,
+    /// `(module path, A, B)` for each adapted module.
+    pub weights: Vec<(String, Tensor, Tensor)>,
+    /// Size of the weights file in bytes.
+    pub bytes: u64,
+}
+
+/// Reads a PEFT adapter folder (or the path of its `adapter_config.json`).
+pub fn read(path: &Path, device: &Device) -> Result<AdapterFiles> {
+    let folder = if path.is_file() {
+        path.parent().unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        path.to_path_buf()
+    };
+    if !folder.is_dir() {
+        return Err(Error::file(path, "no such adapter folder"));
+    }
+    let config_path = folder.join(CONFIG_FILE);
+    let weights_path = folder.join(WEIGHTS_FILE);
+    if !weights_path.exists() && folder.join(PICKLE_FILE).exists() {
+        return Err(Error::invalid(
+            folder.join(PICKLE_FILE),
+            "pickled adapters are not loaded (they can run code); convert it to safetensors with PEFT's save_pretrained(safe_serialization=True)",
+        ));
+    }
+    let config_bytes = std::fs::read(&config_path).map_err(|e| Error::file(&config_path, e))?;
+    let config: LoraConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
+        Error::invalid_at(
+            &config_path,
+            e.line(),
+            format!("not a PEFT adapter config: {e}"),
+        )
+    })?;
+    config
+        .check_supported()
+        .map_err(|m| Error::invalid(&config_path, m))?;
+
+    let bytes = std::fs::read(&weights_path).map_err(|e| Error::file(&weights_path, e))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| {
+        Error::invalid(
+            &weights_path,
+            format!("not a readable safetensors file: {}", one_line(&e)),
+        )
+    })?;
+    let weights = pair_up(tensors, &weights_path)?;
+    Ok(AdapterFiles {
+        folder,
+        config,
+        weights,
+        bytes: bytes.len() as u64,
+    })
+}
+
+fn one_line(error: &impl std::fmt::Display) -> String {
+    error
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Groups `...q.lora_A[.adapter].weight` and `...q.lora_B[.adapter].weight` by module path.
+fn pair_up(
+    tensors: std::collections::HashMap<String, Tensor>,
+    path: &Path,
+) -> Result<Vec<(String, Tensor, Tensor)>> {
+    let mut halves: BTreeMap<String, (Option<Tensor>, Option<Tensor>)> = BTreeMap::new();
+    for (key, tensor) in tensors {
+        let stripped = key.strip_prefix(KEY_PREFIX).unwrap_or(&key);
+        let Some((module, part)) = split_lora_key(stripped) else {
+            return Err(Error::invalid(
+                path,
+                format!("unexpected tensor \"{key}\": only LoRA A/B weights are supported"),
+            ));
+        };
+        let tensor = tensor.to_dtype(DType::F32)?;
+        let entry = halves.entry(module.to_string()).or_default();
+        match part {
+            LoraPart::A => entry.0 = Some(tensor),
+            LoraPart::B => entry.1 = Some(tensor),
+        }
+    }
+    halves
+        .into_iter()
+        .map(|(module, pair)| match pair {
+            (Some(a), Some(b)) => Ok((module, a, b)),
+            _ => Err(Error::invalid(
+                path,
+                format!("module \"{module}\" has only one of lora_A and lora_B"),
+            )),
+        })
+        .collect()
+}
+
+enum LoraPart {
+    A,
+    B,
+}
+
+/// `encoder...q.lora_A.weight` (or `.lora_A.default.weight`, as old PEFT versions wrote) to
+/// `("encoder...q", A)`.
+fn split_lora_key(key: &str) -> Option<(&str, LoraPart)> {
+    let without_weight = key.strip_suffix(".weight")?;
+    for (marker, part) in [(".lora_A", LoraPart::A), (".lora_B", LoraPart::B)] {
+        if let Some(index) = without_weight.rfind(marker) {
+            let rest = &without_weight[index + marker.len()..];
+            if rest.is_empty() || (rest.starts_with('.') && !rest[1..].contains('.')) {
+                return Some((&without_weight[..index], part));
+            }
+        }
+    }
+    None
+}
+
+/// Writes `adapter` as a PEFT folder; each file is written atomically.
+pub fn write(adapter: &Adapter, folder: &Path) -> Result<()> {
+    let weights = adapter
+        .layers
+        .iter()
+        .map(|(module, w)| (module.as_str(), &w.a, &w.b));
+    write_parts(&adapter.config, weights, folder)
+}
+
+/// Reads an adapter in any form dialora reads and writes it as a PEFT folder in today's layout.
+pub fn import(source: &Path, folder: &Path) -> Result<()> {
+    let files = read(source, &Device::Cpu)?;
+    let weights = files
+        .weights
+        .iter()
+        .map(|(module, a, b)| (module.as_str(), a, b));
+    write_parts(&files.config, weights, folder)
+}
+
+fn write_parts<'a>(
+    config: &LoraConfig,
+    weights: impl Iterator<Item = (&'a str, &'a Tensor, &'a Tensor)>,
+    folder: &Path,
+) -> Result<()> {
+    std::fs::create_dir_all(folder).map_err(|e| Error::file(folder, e))?;
+    let mut config = config.clone();
+    config.inference_mode = true;
+    let json = peft_config_json(&config);
+    let text = serde_json::to_string_pretty(&json).map_err(|e| Error::settings(e.to_string()))?;
+    let mut tensors: Vec<(String, Tensor)> = Vec::new();
+    for (module, a, b) in weights {
+        tensors.push((
+            format!("{KEY_PREFIX}{module}.lora_A.weight"),
+            a.contiguous()?,
+        ));
+        tensors.push((
+            format!("{KEY_PREFIX}{module}.lora_B.weight"),
+            b.contiguous()?,
+        ));
+    }
+    let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
+    let data = serialize_tensors(&tensors, metadata)?;
+    write_atomically(&folder.join(WEIGHTS_FILE), &data)?;
+    write_atomically(&folder.join(CONFIG_FILE), text.as_bytes())
+}
+
+/// The config as PEFT writes it: every key `LoraConfig` has, so any PEFT version reads it.
+fn peft_config_json(config: &LoraConfig) -> serde_json::Value {
+    let mut json = serde_json::to_value(config).unwrap_or_default();
+    if let Some(map) = json.as_object_mut() {
+        for (key, value) in [
+            ("layers_to_transform", serde_json::Value::Null),
+            ("layers_pattern", serde_json::Value::Null),
+            ("init_lora_weights", serde_json::Value::Bool(true)),
+            ("revision", serde_json::Value::Null),
+        ] {
+            map.entry(key).or_insert(value);
+        }
+    }
+    json
+}
+
+/// Serializes tensors in safetensors format with `metadata` in its header.
+pub fn serialize_tensors(
+    tensors: &[(String, Tensor)],
+    metadata: BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    let mut owned: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+    for (name, tensor) in tensors {
+        let values = tensor
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        owned.push((name.clone(), bytes, tensor.dims().to_vec()));
+    }
+    let views = owned
+        .iter()
+        .map(|(name, bytes, shape)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| Error::settings(format!("cannot serialize {name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata: std::collections::HashMap<String, String> = metadata.into_iter().collect();
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::settings(format!("cannot serialize the adapter: {e}")))
+}
+
+/// What `dialora adapter inspect` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Description {
+    pub path: String,
+    pub peft_type: String,
+    pub task_type: Option<String>,
+    pub r: usize,
+    pub lora_alpha: f64,
+    pub lora_dropout: f64,
+    pub use_rslora: bool,
+    pub target_modules: Vec<String>,
+    pub base_model: Option<String>,
+    /// Number of tensors in the weights file.
+    pub tensors: usize,
+    /// Number of adapted modules.
+    pub modules: usize,
+    pub parameters: usize,
+    pub bytes: u64,
+    /// The modules adapted, grouped by their last name (`q`: 12).
+    pub modules_by_name: BTreeMap<String, usize>,
+}
+
+pub fn describe(path: &Path) -> Result<Description> {
+    let files = read(path, &Device::Cpu)?;
+    let mut modules_by_name = BTreeMap::new();
+    for (module, _, _) in &files.weights {
+        let name = module.rsplit('.').next().unwrap_or(module).to_string();
+        *modules_by_name.entry(name).or_insert(0) += 1;
+    }
+    let parameters = files
+        .weights
+        .iter()
+        .map(|(_, a, b)| a.elem_count() + b.elem_count())
+        .sum();
+    let config = files.config;
+    Ok(Description {
+        path: path.display().to_string(),
+        peft_type: config.peft_type.clone(),
+        task_type: config.task_type.clone(),
+        r: config.r,
+        lora_alpha: config.lora_alpha,
+        lora_dropout: config.lora_dropout,
+        use_rslora: config.use_rslora,
+        target_modules: config
+            .target_modules
+            .as_ref()
+            .map(|t| t.describe())
+            .unwrap_or_default(),
+        base_model: config.base_model_name_or_path.clone(),
+        tensors: files.weights.len() * 2,
+        modules: files.weights.len(),
+        parameters,
+        bytes: files.bytes,
+        modules_by_name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lora_keys_of_every_peft_version_are_recognised() {
+        let (module, part) =
+            split_lora_key("encoder.block.0.layer.0.SelfAttention.q.lora_A.weight").unwrap();
+        assert_eq!(module, "encoder.block.0.layer.0.SelfAttention.q");
+        assert!(matches!(part, LoraPart::A));
+        let (module, part) = split_lora_key("lm_head.lora_B.default.weight").unwrap();
+        assert_eq!(module, "lm_head");
+        assert!(matches!(part, LoraPart::B));
+        assert!(split_lora_key("encoder.block.0.layer.0.SelfAttention.q.weight").is_none());
+    }
+}

@@ -1,0 +1,99 @@
+//! Dialogue data: reading DialogSum-shaped JSONL (`id` or `fname`, `dialogue`, `summary` or
+//! `summary1..3`) with a clear message for every row that cannot be used.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Largest input file read into memory.
+const MAX_FILE_BYTES: u64 = 2 << 30;
+
+/// One dialogue and its reference summaries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dialogue {
+    /// The row's `id` or `fname`; absent ids become `None` (the caller numbers them).
+    pub id: Option<Value>,
+    pub dialogue: String,
+    pub summaries: Vec<String>,
+}
+
+/// Reads a JSONL file of dialogues; refuses empty files, non-UTF-8 text, invalid JSON and rows
+/// without a `dialogue` text, naming the line.
+pub fn read_jsonl(path: &Path) -> Result<Vec<Dialogue>> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::file(path, e))?
+        .len();
+    if size > MAX_FILE_BYTES {
+        return Err(Error::invalid(
+            path,
+            format!("the file is {size} bytes; dialora reads files of up to 2 GiB"),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        Error::invalid_at(path, line, "the file is not UTF-8 text")
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut dialogues = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: Value = serde_json::from_str(line)
+            .map_err(|e| Error::invalid_at(path, number, format!("invalid JSON: {e}")))?;
+        let Some(object) = row.as_object() else {
+            return Err(Error::invalid_at(
+                path,
+                number,
+                "each line must be a JSON object",
+            ));
+        };
+        let dialogue = match object.get("dialogue") {
+            Some(Value::String(text)) if !text.trim().is_empty() => text.clone(),
+            Some(Value::String(_)) => {
+                return Err(Error::invalid_at(
+                    path,
+                    number,
+                    "field \"dialogue\" is empty",
+                ));
+            }
+            Some(_) => {
+                return Err(Error::invalid_at(
+                    path,
+                    number,
+                    "field \"dialogue\" must be a string",
+                ));
+            }
+            None => {
+                return Err(Error::invalid_at(
+                    path,
+                    number,
+                    "missing field \"dialogue\"",
+                ));
+            }
+        };
+        let id = object.get("id").or_else(|| object.get("fname")).cloned();
+        let summaries = ["summary", "summary1", "summary2", "summary3"]
+            .iter()
+            .filter_map(|key| object.get(*key).and_then(Value::as_str))
+            .map(str::to_string)
+            .collect();
+        dialogues.push(Dialogue {
+            id,
+            dialogue,
+            summaries,
+        });
+    }
+    if dialogues.is_empty() {
+        return Err(Error::invalid(path, "the file has no dialogues"));
+    }
+    Ok(dialogues)
+}

@@ -1,0 +1,50 @@
+//! Writing files so that a crash never leaves one half-written: a temporary file beside the target,
+//! flushed to disk, then renamed over it.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Replaces `path` with `data` atomically.
+pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut temporary = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".tmp")
+        .tempfile_in(folder)
+        .map_err(|e| Error::file(folder, e))?;
+    temporary
+        .write_all(data)
+        .map_err(|e| Error::file(path, e))?;
+    keep_shareable(temporary.as_file(), path);
+    temporary
+        .as_file()
+        .sync_all()
+        .map_err(|e| Error::file(path, e))?;
+    temporary
+        .persist(path)
+        .map_err(|e| Error::file(path, e.error))?;
+    Ok(())
+}
+
+/// Temporary files are private (0600); the files we write are for sharing, so give them the
+/// permissions of the file they replace, or the usual 0644.
+#[cfg(unix)]
+fn keep_shareable(file: &std::fs::File, path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0o644);
+    let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
+}
+
+#[cfg(not(unix))]
+fn keep_shareable(_file: &std::fs::File, _path: &Path) {}

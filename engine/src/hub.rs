@@ -1,0 +1,156 @@
+//! Model sources: a local folder, or a Hugging Face Hub id fetched with hf-hub into the standard
+//! cache (`HF_HOME`, endpoint from `HF_ENDPOINT`) with progress, and used offline from the cache
+//! once every file is there.
+
+use std::path::{Path, PathBuf};
+
+use hf_hub::api::sync::ApiBuilder;
+use hf_hub::{Cache, Repo, RepoType};
+
+use crate::error::{Error, Result};
+use crate::model::{ModelFiles, SHARD_INDEX, shard_files};
+use crate::task::{Progress, ProgressSink};
+
+/// Optional files that change how a model behaves when present.
+const OPTIONAL_FILES: [&str; 2] = ["tokenizer_config.json", "generation_config.json"];
+
+/// Resolves what the user named: an existing folder, or a Hub id such as `google/flan-t5-base`.
+pub fn resolve_model(spec: &str, progress: &dyn ProgressSink) -> Result<ModelFiles> {
+    let path = Path::new(spec);
+    if path.exists() {
+        return ModelFiles::in_folder(path);
+    }
+    if !looks_like_hub_id(spec) {
+        return Err(Error::file(
+            path,
+            "no such model folder (and not a Hub id like google/flan-t5-base)",
+        ));
+    }
+    let folder = fetch_model(spec, progress)?;
+    ModelFiles::in_folder(&folder)
+}
+
+fn looks_like_hub_id(spec: &str) -> bool {
+    let parts: Vec<&str> = spec.split('/').collect();
+    let valid = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && !part.starts_with('.')
+    };
+    matches!(parts.as_slice(), [name] if valid(name))
+        || matches!(parts.as_slice(), [owner, name] if valid(owner) && valid(name))
+}
+
+/// The snapshot folder of `model_id` in the Hub cache, downloading what is missing.
+pub fn fetch_model(model_id: &str, progress: &dyn ProgressSink) -> Result<PathBuf> {
+    let cache = Cache::from_env();
+    let cached = cache.repo(Repo::new(model_id.to_string(), RepoType::Model));
+    if let Some(config) = cached.get("config.json")
+        && let Some(folder) = config.parent()
+        && ModelFiles::in_folder(folder).is_ok()
+    {
+        return Ok(folder.to_path_buf());
+    }
+    let api = ApiBuilder::from_env()
+        .with_progress(false)
+        .build()
+        .map_err(|e| Error::Hub(format!("cannot reach the model hub: {e}")))?;
+    let repo = api.model(model_id.to_string());
+    let download = |file: &str| -> Result<PathBuf> {
+        let reporter = HubProgress {
+            sink: progress,
+            stage: format!("downloading {model_id}/{file}"),
+            done: 0,
+            total: 0,
+        };
+        repo.download_with_progress(file, reporter)
+            .map_err(|e| hub_error(model_id, file, &e))
+    };
+    let config = download("config.json")?;
+    download("tokenizer.json")?;
+    for optional in OPTIONAL_FILES {
+        // Absent optional files are normal; other failures surface with the required files.
+        let _ = download(optional);
+    }
+    match download("model.safetensors") {
+        Ok(_) => {}
+        Err(single_error) => {
+            let Ok(index) = download(SHARD_INDEX) else {
+                return Err(single_error);
+            };
+            for shard in shard_files(&index)? {
+                download(&shard)?;
+            }
+        }
+    }
+    config.parent().map(Path::to_path_buf).ok_or_else(|| {
+        Error::Hub(format!(
+            "{model_id}: the hub cache has an unexpected layout"
+        ))
+    })
+}
+
+fn hub_error(model_id: &str, file: &str, error: &hf_hub::api::sync::ApiError) -> Error {
+    let message = error.to_string();
+    let detail = message.lines().next().unwrap_or("download failed");
+    if detail.contains("404") {
+        Error::Hub(format!(
+            "{model_id}: the hub has no file {file} (is the model id right?)"
+        ))
+    } else {
+        Error::Hub(format!(
+            "{model_id}/{file}: download failed: {detail} (offline? models already downloaded work without a network)"
+        ))
+    }
+}
+
+struct HubProgress<'a> {
+    sink: &'a dyn ProgressSink,
+    stage: String,
+    done: u64,
+    total: u64,
+}
+
+impl hf_hub::api::Progress for HubProgress<'_> {
+    fn init(&mut self, size: usize, _filename: &str) {
+        self.total = size as u64;
+        self.done = 0;
+        self.report();
+    }
+
+    fn update(&mut self, size: usize) {
+        self.done += size as u64;
+        self.report();
+    }
+
+    fn finish(&mut self) {
+        self.done = self.total;
+        self.report();
+    }
+}
+
+impl HubProgress<'_> {
+    fn report(&self) {
+        self.sink.report(Progress {
+            stage: self.stage.clone(),
+            done: self.done,
+            total: self.total,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_hub_id;
+
+    #[test]
+    fn hub_ids_are_told_from_paths() {
+        assert!(looks_like_hub_id("google/flan-t5-base"));
+        assert!(looks_like_hub_id("t5-small"));
+        assert!(!looks_like_hub_id("./models/x"));
+        assert!(!looks_like_hub_id("a/b/c"));
+        assert!(!looks_like_hub_id(""));
+    }
+}

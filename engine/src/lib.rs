@@ -1,0 +1,16 @@
+//! Dialora's engine: Flan-T5 (any T5-family checkpoint) with LoRA adapters on candle, tokenization,
+//! generation, adapter files and model sources. It has no GUI dependency; the CLI and the app drive it.
+
+pub mod adapter;
+pub mod data;
+pub mod error;
+pub mod fsutil;
+pub mod generate;
+pub mod hub;
+pub mod lora;
+pub mod model;
+pub mod summarize;
+pub mod task;
+pub mod tokenize;
+
+pub use error::{Error, Result};

@@ -1,0 +1,292 @@
+//! LoRA as PEFT defines it: the adapter configuration, the low-rank weights of each adapted layer,
+//! the linear layer that adds them on the fly, and merging them into the base weights.
+
+use std::collections::{BTreeMap, HashMap};
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Which modules an adapter targets: PEFT accepts a list of names (matched against the end of the
+/// module path) or one regular expression (matched against the whole path).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TargetModules {
+    Names(Vec<String>),
+    Pattern(String),
+}
+
+impl TargetModules {
+    pub fn matches(&self, module_path: &str) -> bool {
+        match self {
+            TargetModules::Names(names) => {
+                names.iter().any(|name| ends_with_module(module_path, name))
+            }
+            TargetModules::Pattern(pattern) => full_match(pattern, module_path),
+        }
+    }
+
+    pub fn describe(&self) -> Vec<String> {
+        match self {
+            TargetModules::Names(names) => names.clone(),
+            TargetModules::Pattern(pattern) => vec![pattern.clone()],
+        }
+    }
+}
+
+fn ends_with_module(path: &str, name: &str) -> bool {
+    path == name || path.ends_with(&format!(".{name}"))
+}
+
+fn full_match(pattern: &str, text: &str) -> bool {
+    Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(text))
+}
+
+/// The subset of PEFT's `LoraConfig` that changes results; unknown keys are ignored when reading.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoraConfig {
+    #[serde(default = "default_peft_type")]
+    pub peft_type: String,
+    #[serde(default = "default_task_type")]
+    pub task_type: Option<String>,
+    #[serde(default)]
+    pub base_model_name_or_path: Option<String>,
+    #[serde(default = "default_r")]
+    pub r: usize,
+    #[serde(default = "default_alpha")]
+    pub lora_alpha: f64,
+    #[serde(default)]
+    pub lora_dropout: f64,
+    pub target_modules: Option<TargetModules>,
+    #[serde(default)]
+    pub use_rslora: bool,
+    #[serde(default)]
+    pub rank_pattern: BTreeMap<String, usize>,
+    #[serde(default)]
+    pub alpha_pattern: BTreeMap<String, f64>,
+    #[serde(default = "default_bias")]
+    pub bias: String,
+    #[serde(default)]
+    pub fan_in_fan_out: bool,
+    #[serde(default)]
+    pub use_dora: bool,
+    #[serde(default)]
+    pub modules_to_save: Option<Vec<String>>,
+    #[serde(default)]
+    pub inference_mode: bool,
+}
+
+fn default_peft_type() -> String {
+    "LORA".to_string()
+}
+fn default_task_type() -> Option<String> {
+    Some("SEQ_2_SEQ_LM".to_string())
+}
+fn default_r() -> usize {
+    8
+}
+fn default_alpha() -> f64 {
+    8.0
+}
+fn default_bias() -> String {
+    "none".to_string()
+}
+
+impl LoraConfig {
+    /// A configuration for a new adapter, as `peft.LoraConfig(...)` with these arguments.
+    pub fn new(r: usize, lora_alpha: f64, lora_dropout: f64, targets: Vec<String>) -> Self {
+        Self {
+            peft_type: default_peft_type(),
+            task_type: default_task_type(),
+            base_model_name_or_path: None,
+            r,
+            lora_alpha,
+            lora_dropout,
+            target_modules: Some(TargetModules::Names(targets)),
+            use_rslora: false,
+            rank_pattern: BTreeMap::new(),
+            alpha_pattern: BTreeMap::new(),
+            bias: default_bias(),
+            fan_in_fan_out: false,
+            use_dora: false,
+            modules_to_save: None,
+            inference_mode: true,
+        }
+    }
+
+    /// Refuses the PEFT features whose results we would not reproduce.
+    pub fn check_supported(&self) -> std::result::Result<(), String> {
+        if self.peft_type != "LORA" {
+            return Err(format!(
+                "peft_type \"{}\" is not supported (only LORA)",
+                self.peft_type
+            ));
+        }
+        if self.use_dora {
+            return Err("DoRA adapters (use_dora) are not supported".to_string());
+        }
+        if self.bias != "none" {
+            return Err(format!(
+                "bias \"{}\" is not supported (T5 has no biases)",
+                self.bias
+            ));
+        }
+        if self.modules_to_save.as_ref().is_some_and(|m| !m.is_empty()) {
+            return Err("modules_to_save is not supported".to_string());
+        }
+        if self.r == 0 {
+            return Err("r (the rank) must be at least 1".to_string());
+        }
+        Ok(())
+    }
+
+    /// The value of a `rank_pattern` / `alpha_pattern` entry for `module_path`, as PEFT resolves it.
+    fn pattern_value<T: Copy>(patterns: &BTreeMap<String, T>, module_path: &str) -> Option<T> {
+        patterns
+            .iter()
+            .find(|(pattern, _)| {
+                ends_with_module(module_path, pattern)
+                    || full_match(&format!("(.*\\.)?(?:{pattern})"), module_path)
+            })
+            .map(|(_, value)| *value)
+    }
+
+    pub fn rank_for(&self, module_path: &str) -> usize {
+        Self::pattern_value(&self.rank_pattern, module_path).unwrap_or(self.r)
+    }
+
+    /// The factor applied to `B @ A`: alpha / r, or alpha / sqrt(r) for rank-stabilized LoRA.
+    pub fn scale_for(&self, module_path: &str) -> f64 {
+        let rank = self.rank_for(module_path) as f64;
+        let alpha =
+            Self::pattern_value(&self.alpha_pattern, module_path).unwrap_or(self.lora_alpha);
+        if self.use_rslora {
+            alpha / rank.sqrt()
+        } else {
+            alpha / rank
+        }
+    }
+}
+
+/// The low-rank update of one linear layer: `x @ A^T @ B^T * scale`.
+#[derive(Debug, Clone)]
+pub struct LoraWeights {
+    /// `(r, in_features)`.
+    pub a: Tensor,
+    /// `(out_features, r)`.
+    pub b: Tensor,
+    pub scale: f64,
+}
+
+/// A LoRA adapter: its configuration and the weights of each adapted module, keyed by the module's
+/// path in PEFT's naming (`encoder.block.0.layer.0.SelfAttention.q`).
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    pub config: LoraConfig,
+    pub layers: BTreeMap<String, LoraWeights>,
+}
+
+impl Adapter {
+    /// Builds an adapter from `(module path, A, B)` triples, checking each against the model's layer
+    /// shapes `(name, out, in)` so that a mismatch is reported here rather than mid-computation.
+    pub fn new(
+        config: LoraConfig,
+        weights: Vec<(String, Tensor, Tensor)>,
+        model_linears: &[(String, usize, usize)],
+    ) -> Result<Self> {
+        config.check_supported().map_err(Error::settings)?;
+        let shapes: HashMap<&str, (usize, usize)> = model_linears
+            .iter()
+            .map(|(n, o, i)| (n.as_str(), (*o, *i)))
+            .collect();
+        let mut layers = BTreeMap::new();
+        for (path, a, b) in weights {
+            let Some(&(out_features, in_features)) = shapes.get(path.as_str()) else {
+                return Err(Error::settings(format!(
+                    "the adapter adapts \"{path}\", which this model does not have (is it for another base model?)"
+                )));
+            };
+            let (rank, a_in) = a.dims2()?;
+            let (b_out, b_rank) = b.dims2()?;
+            if a_in != in_features || b_out != out_features || b_rank != rank {
+                return Err(Error::settings(format!(
+                    "the adapter's weights for \"{path}\" are {rank}x{a_in} and {b_out}x{b_rank}, but this model's layer is {out_features}x{in_features} (is it for another base model?)"
+                )));
+            }
+            let scale = config.scale_for(&path);
+            layers.insert(path, LoraWeights { a, b, scale });
+        }
+        if layers.is_empty() {
+            return Err(Error::settings("the adapter has no LoRA weights"));
+        }
+        Ok(Self { config, layers })
+    }
+
+    /// Number of trainable parameters (all A and B entries).
+    pub fn parameter_count(&self) -> usize {
+        self.layers
+            .values()
+            .map(|l| l.a.elem_count() + l.b.elem_count())
+            .sum()
+    }
+}
+
+/// A bias-free linear layer `y = x W^T` that adds the active adapter's update for its module path.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// `(out_features, in_features)`, as PyTorch stores it.
+    weight: Tensor,
+    name: String,
+}
+
+impl Linear {
+    pub fn load(
+        vb: VarBuilder,
+        out_features: usize,
+        in_features: usize,
+        name: String,
+    ) -> candle_core::Result<Self> {
+        Ok(Self {
+            weight: vb.get((out_features, in_features), "weight")?,
+            name,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.weight.dims()[1]
+    }
+
+    /// `xs (..., in)` to `(..., out)`; leading dimensions are folded into one matrix multiply.
+    pub fn forward(&self, xs: &Tensor, adapter: Option<&Adapter>) -> Result<Tensor> {
+        let dims = xs.dims().to_vec();
+        let (lead, last) = dims.split_at(dims.len() - 1);
+        let rows: usize = lead.iter().product();
+        let flat = xs.reshape((rows, last[0]))?;
+        let mut out = flat.matmul(&self.weight.t()?)?;
+        if let Some(lora) = adapter.and_then(|a| a.layers.get(&self.name)) {
+            let update = flat.matmul(&lora.a.t()?)?.matmul(&lora.b.t()?)?;
+            out = (out + (update * lora.scale)?)?;
+        }
+        let mut shape = lead.to_vec();
+        shape.push(self.out_features());
+        Ok(out.reshape(shape)?)
+    }
+
+    /// Folds the adapter's update into the weight: `W + scale * B @ A`.
+    pub fn merge(&mut self, lora: &LoraWeights) -> Result<()> {
+        let delta = (lora.b.matmul(&lora.a)? * lora.scale)?;
+        self.weight = (&self.weight + delta)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,857 @@
+//! The T5 encoder-decoder (T5 v1.0, T5 v1.1 / Flan-T5, mT5) with a LoRA hook on every linear layer.
+//!
+//! Follows transformers' `modeling_t5.py` operation for operation so that logits match it: RMS layer
+//! norm without mean subtraction, unscaled attention with relative position buckets computed by the
+//! first layer of each stack and shared by the others, gated or plain feed-forward, and the tied
+//! embedding variant that scales the decoder output by `d_model^-0.5`.
+
+use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use candle_nn::{Embedding, VarBuilder};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::lora::{Adapter, Linear};
+
+/// `config.json` of a T5-family checkpoint, with transformers' defaults for absent keys.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    #[serde(default)]
+    pub model_type: Option<String>,
+    #[serde(default)]
+    pub architectures: Option<Vec<String>>,
+    #[serde(default = "default_vocab_size")]
+    pub vocab_size: usize,
+    #[serde(default = "default_d_model")]
+    pub d_model: usize,
+    #[serde(default = "default_d_kv")]
+    pub d_kv: usize,
+    #[serde(default = "default_d_ff")]
+    pub d_ff: usize,
+    #[serde(default = "default_num_layers")]
+    pub num_layers: usize,
+    #[serde(default)]
+    pub num_decoder_layers: Option<usize>,
+    #[serde(default = "default_num_heads")]
+    pub num_heads: usize,
+    #[serde(default = "default_num_buckets")]
+    pub relative_attention_num_buckets: usize,
+    #[serde(default = "default_max_distance")]
+    pub relative_attention_max_distance: usize,
+    #[serde(default = "default_dropout_rate")]
+    pub dropout_rate: f64,
+    #[serde(default = "default_layer_norm_epsilon")]
+    pub layer_norm_epsilon: f64,
+    #[serde(default = "default_feed_forward_proj")]
+    pub feed_forward_proj: String,
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub pad_token_id: u32,
+    #[serde(default = "default_eos_token_id")]
+    pub eos_token_id: u32,
+    #[serde(default)]
+    pub decoder_start_token_id: Option<u32>,
+}
+
+fn default_vocab_size() -> usize {
+    32128
+}
+fn default_d_model() -> usize {
+    512
+}
+fn default_d_kv() -> usize {
+    64
+}
+fn default_d_ff() -> usize {
+    2048
+}
+fn default_num_layers() -> usize {
+    6
+}
+fn default_num_heads() -> usize {
+    8
+}
+fn default_num_buckets() -> usize {
+    32
+}
+fn default_max_distance() -> usize {
+    128
+}
+fn default_dropout_rate() -> f64 {
+    0.1
+}
+fn default_layer_norm_epsilon() -> f64 {
+    1e-6
+}
+fn default_feed_forward_proj() -> String {
+    "relu".to_string()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_eos_token_id() -> u32 {
+    1
+}
+
+/// The feed-forward activation, as transformers derives it from `feed_forward_proj`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    /// Exact GELU (`gelu`).
+    GeluErf,
+    /// The tanh approximation (`gelu_new`), which `gated-gelu` means for T5 v1.1 and Flan-T5.
+    GeluTanh,
+    Silu,
+}
+
+impl Activation {
+    fn apply(self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Activation::Relu => xs.relu(),
+            Activation::GeluErf => xs.gelu_erf(),
+            Activation::GeluTanh => xs.gelu(),
+            Activation::Silu => xs.silu(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks that this is an architecture we run and returns its feed-forward shape.
+    pub fn feed_forward(&self) -> std::result::Result<(Activation, bool), String> {
+        let parts: Vec<&str> = self.feed_forward_proj.split('-').collect();
+        let (gated, name) = match parts.as_slice() {
+            [name] => (false, *name),
+            ["gated", name] => (true, *name),
+            _ => {
+                return Err(format!(
+                    "unsupported feed_forward_proj \"{}\"",
+                    self.feed_forward_proj
+                ));
+            }
+        };
+        let activation = match (gated, name) {
+            (true, "gelu") => Activation::GeluTanh,
+            (_, "relu") => Activation::Relu,
+            (_, "gelu") => Activation::GeluErf,
+            (_, "gelu_new" | "gelu_pytorch_tanh") => Activation::GeluTanh,
+            (_, "silu" | "swish") => Activation::Silu,
+            _ => {
+                return Err(format!(
+                    "unsupported feed_forward_proj \"{}\"",
+                    self.feed_forward_proj
+                ));
+            }
+        };
+        Ok((activation, gated))
+    }
+
+    /// Refuses configurations that are not a T5-family encoder-decoder.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        match self.model_type.as_deref() {
+            Some("t5" | "mt5") | None => {}
+            Some(other) => {
+                return Err(format!(
+                    "unknown architecture \"{other}\" (model_type): dialora runs T5-family models (t5, mt5)"
+                ));
+            }
+        }
+        let known = |a: &String| {
+            matches!(
+                a.as_str(),
+                "T5ForConditionalGeneration" | "MT5ForConditionalGeneration" | "T5WithLMHeadModel"
+            )
+        };
+        if let Some(other) = self.architectures.iter().flatten().find(|a| !known(a)) {
+            return Err(format!(
+                "unknown architecture \"{other}\": dialora runs T5ForConditionalGeneration models"
+            ));
+        }
+        if self.d_model == 0 || self.num_heads == 0 || self.d_kv == 0 || self.vocab_size == 0 {
+            return Err("d_model, num_heads, d_kv and vocab_size must be positive".to_string());
+        }
+        if self.relative_attention_num_buckets < 4 || self.relative_attention_max_distance == 0 {
+            return Err("relative_attention_num_buckets must be at least 4".to_string());
+        }
+        self.feed_forward().map(|_| ())
+    }
+
+    pub fn decoder_layers(&self) -> usize {
+        self.num_decoder_layers.unwrap_or(self.num_layers)
+    }
+
+    pub fn decoder_start(&self) -> u32 {
+        self.decoder_start_token_id.unwrap_or(self.pad_token_id)
+    }
+}
+
+/// T5's RMS layer norm: no mean subtraction, no bias.
+#[derive(Debug, Clone)]
+struct LayerNorm {
+    weight: Tensor,
+    eps: f32,
+}
+
+impl LayerNorm {
+    fn load(vb: VarBuilder, size: usize, eps: f64) -> candle_core::Result<Self> {
+        Ok(Self {
+            weight: vb.get(size, "weight")?,
+            eps: eps as f32,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        candle_nn::ops::rms_norm(&xs.contiguous()?, &self.weight, self.eps)
+    }
+}
+
+/// The bucket of each relative position, as `T5Attention._relative_position_bucket` computes it
+/// (in f32, as PyTorch does, so that boundary positions land in the same bucket).
+fn relative_position_bucket(
+    relative: i64,
+    bidirectional: bool,
+    num_buckets: usize,
+    max_distance: usize,
+) -> u32 {
+    let mut num_buckets = num_buckets as i64;
+    let mut bucket = 0i64;
+    let distance = if bidirectional {
+        num_buckets /= 2;
+        if relative > 0 {
+            bucket += num_buckets;
+        }
+        relative.abs()
+    } else {
+        (-relative).max(0)
+    };
+    let max_exact = num_buckets / 2;
+    if distance < max_exact {
+        bucket += distance;
+    } else {
+        let scale = ((max_distance as f64) / (max_exact as f64)).ln() as f32;
+        let large = ((distance as f32 / max_exact as f32).ln() / scale
+            * (num_buckets - max_exact) as f32) as i64;
+        bucket += (max_exact + large).min(num_buckets - 1);
+    }
+    bucket as u32
+}
+
+#[derive(Debug, Clone)]
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    num_heads: usize,
+    d_kv: usize,
+    relative_attention_bias: Option<Embedding>,
+    bidirectional: bool,
+    num_buckets: usize,
+    max_distance: usize,
+}
+
+impl Attention {
+    fn load(
+        vb: VarBuilder,
+        path: &str,
+        has_bias: bool,
+        bidirectional: bool,
+        cfg: &Config,
+    ) -> candle_core::Result<Self> {
+        let inner = cfg.num_heads * cfg.d_kv;
+        let linear = |name: &str, out: usize, inp: usize| {
+            Linear::load(vb.pp(name), out, inp, format!("{path}.{name}"))
+        };
+        let relative_attention_bias = if has_bias {
+            let weight = vb.get(
+                (cfg.relative_attention_num_buckets, cfg.num_heads),
+                "relative_attention_bias.weight",
+            )?;
+            Some(Embedding::new(weight, cfg.num_heads))
+        } else {
+            None
+        };
+        Ok(Self {
+            q: linear("q", inner, cfg.d_model)?,
+            k: linear("k", inner, cfg.d_model)?,
+            v: linear("v", inner, cfg.d_model)?,
+            o: linear("o", cfg.d_model, inner)?,
+            num_heads: cfg.num_heads,
+            d_kv: cfg.d_kv,
+            relative_attention_bias,
+            bidirectional,
+            num_buckets: cfg.relative_attention_num_buckets,
+            max_distance: cfg.relative_attention_max_distance,
+        })
+    }
+
+    /// Position bias `(1, heads, queries, keys)` for query positions `first_query..` and keys `0..key_len`.
+    fn position_bias(
+        &self,
+        first_query: usize,
+        query_len: usize,
+        key_len: usize,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let Some(embedding) = &self.relative_attention_bias else {
+            candle_core::bail!(
+                "position bias requested from a layer without relative_attention_bias"
+            )
+        };
+        let buckets: Vec<u32> = (first_query..first_query + query_len)
+            .flat_map(|q| {
+                (0..key_len).map(move |k| {
+                    relative_position_bucket(
+                        k as i64 - q as i64,
+                        self.bidirectional,
+                        self.num_buckets,
+                        self.max_distance,
+                    )
+                })
+            })
+            .collect();
+        let buckets = Tensor::from_vec(buckets, (query_len, key_len), device)?;
+        embedding
+            .forward(&buckets)?
+            .permute((2, 0, 1))?
+            .unsqueeze(0)
+    }
+
+    /// `(batch, seq, heads * d_kv)` to `(batch, heads, seq, d_kv)`.
+    fn split_heads(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, s, _) = xs.dims3()?;
+        xs.reshape((b, s, self.num_heads, self.d_kv))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    fn project_heads(
+        &self,
+        linear: &Linear,
+        xs: &Tensor,
+        adapter: Option<&Adapter>,
+    ) -> Result<Tensor> {
+        Ok(self.split_heads(&linear.forward(xs, adapter)?)?)
+    }
+
+    /// Attention of `queries` over `keys`/`values` (all split into heads) with an additive `bias`.
+    fn attend(
+        &self,
+        queries: &Tensor,
+        keys: &Tensor,
+        values: &Tensor,
+        bias: &Tensor,
+        adapter: Option<&Adapter>,
+    ) -> Result<Tensor> {
+        let scores = queries.matmul(&keys.t()?)?.broadcast_add(bias)?;
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let context = weights.matmul(values)?;
+        let (b, _, s, _) = context.dims4()?;
+        let context = context
+            .transpose(1, 2)?
+            .reshape((b, s, self.num_heads * self.d_kv))?;
+        self.o.forward(&context, adapter)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct FeedForward {
+    /// `wi` for plain T5, `wi_0` (activated) for the gated variant.
+    wi: Linear,
+    /// `wi_1`, the linear gate of the gated variant.
+    wi_gate: Option<Linear>,
+    wo: Linear,
+    activation: Activation,
+}
+
+impl FeedForward {
+    fn load(vb: VarBuilder, path: &str, cfg: &Config) -> candle_core::Result<Self> {
+        let (activation, gated) = cfg.feed_forward().map_err(candle_core::Error::msg)?;
+        let vb = vb.pp("DenseReluDense");
+        let path = format!("{path}.DenseReluDense");
+        let linear = |name: &str, out: usize, inp: usize| {
+            Linear::load(vb.pp(name), out, inp, format!("{path}.{name}"))
+        };
+        let (wi, wi_gate) = if gated {
+            (
+                linear("wi_0", cfg.d_ff, cfg.d_model)?,
+                Some(linear("wi_1", cfg.d_ff, cfg.d_model)?),
+            )
+        } else {
+            (linear("wi", cfg.d_ff, cfg.d_model)?, None)
+        };
+        Ok(Self {
+            wi,
+            wi_gate,
+            wo: linear("wo", cfg.d_model, cfg.d_ff)?,
+            activation,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, adapter: Option<&Adapter>) -> Result<Tensor> {
+        let mut hidden = self.activation.apply(&self.wi.forward(xs, adapter)?)?;
+        if let Some(gate) = &self.wi_gate {
+            hidden = hidden.mul(&gate.forward(xs, adapter)?)?;
+        }
+        self.wo.forward(&hidden, adapter)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct EncoderBlock {
+    self_attention: Attention,
+    attention_norm: LayerNorm,
+    feed_forward: FeedForward,
+    feed_forward_norm: LayerNorm,
+}
+
+impl EncoderBlock {
+    fn load(vb: VarBuilder, index: usize, cfg: &Config) -> candle_core::Result<Self> {
+        let path = format!("encoder.block.{index}.layer");
+        let vb = vb.pp("layer");
+        Ok(Self {
+            self_attention: Attention::load(
+                vb.pp("0.SelfAttention"),
+                &format!("{path}.0.SelfAttention"),
+                index == 0,
+                true,
+                cfg,
+            )?,
+            attention_norm: LayerNorm::load(
+                vb.pp("0.layer_norm"),
+                cfg.d_model,
+                cfg.layer_norm_epsilon,
+            )?,
+            feed_forward: FeedForward::load(vb.pp("1"), &format!("{path}.1"), cfg)?,
+            feed_forward_norm: LayerNorm::load(
+                vb.pp("1.layer_norm"),
+                cfg.d_model,
+                cfg.layer_norm_epsilon,
+            )?,
+        })
+    }
+
+    fn forward(&self, hidden: &Tensor, bias: &Tensor, adapter: Option<&Adapter>) -> Result<Tensor> {
+        let attention = &self.self_attention;
+        let normed = self.attention_norm.forward(hidden)?;
+        let q = attention.project_heads(&attention.q, &normed, adapter)?;
+        let k = attention.project_heads(&attention.k, &normed, adapter)?;
+        let v = attention.project_heads(&attention.v, &normed, adapter)?;
+        let hidden = (hidden + attention.attend(&q, &k, &v, bias, adapter)?)?;
+        let normed = self.feed_forward_norm.forward(&hidden)?;
+        Ok((&hidden + self.feed_forward.forward(&normed, adapter)?)?)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DecoderBlock {
+    self_attention: Attention,
+    self_attention_norm: LayerNorm,
+    cross_attention: Attention,
+    cross_attention_norm: LayerNorm,
+    feed_forward: FeedForward,
+    feed_forward_norm: LayerNorm,
+}
+
+impl DecoderBlock {
+    fn load(vb: VarBuilder, index: usize, cfg: &Config) -> candle_core::Result<Self> {
+        let path = format!("decoder.block.{index}.layer");
+        let vb = vb.pp("layer");
+        let eps = cfg.layer_norm_epsilon;
+        Ok(Self {
+            self_attention: Attention::load(
+                vb.pp("0.SelfAttention"),
+                &format!("{path}.0.SelfAttention"),
+                index == 0,
+                false,
+                cfg,
+            )?,
+            self_attention_norm: LayerNorm::load(vb.pp("0.layer_norm"), cfg.d_model, eps)?,
+            cross_attention: Attention::load(
+                vb.pp("1.EncDecAttention"),
+                &format!("{path}.1.EncDecAttention"),
+                false,
+                true,
+                cfg,
+            )?,
+            cross_attention_norm: LayerNorm::load(vb.pp("1.layer_norm"), cfg.d_model, eps)?,
+            feed_forward: FeedForward::load(vb.pp("2"), &format!("{path}.2"), cfg)?,
+            feed_forward_norm: LayerNorm::load(vb.pp("2.layer_norm"), cfg.d_model, eps)?,
+        })
+    }
+}
+
+/// The keys and values a decoder layer has seen so far, plus the fixed cross-attention ones.
+#[derive(Debug, Clone)]
+struct LayerCache {
+    self_keys: Option<Tensor>,
+    self_values: Option<Tensor>,
+    cross_keys: Tensor,
+    cross_values: Tensor,
+}
+
+/// What incremental decoding keeps between steps for a batch of sequences.
+#[derive(Debug, Clone)]
+pub struct DecoderState {
+    layers: Vec<LayerCache>,
+    /// Additive cross-attention mask `(batch, 1, 1, source_len)`.
+    encoder_mask: Tensor,
+    /// Number of decoder positions already processed.
+    position: usize,
+}
+
+impl DecoderState {
+    /// Keeps only the rows `indices` (in that order): beam search's reordering of hypotheses.
+    pub fn select(&mut self, indices: &[u32]) -> Result<()> {
+        let device = self.encoder_mask.device().clone();
+        let index = Tensor::new(indices, &device)?;
+        let batch = self.encoder_mask.dim(0)?;
+        let cross_changes =
+            indices.len() != batch || indices.iter().enumerate().any(|(i, &j)| i as u32 != j);
+        for layer in &mut self.layers {
+            if let Some(keys) = &layer.self_keys {
+                layer.self_keys = Some(keys.index_select(&index, 0)?);
+            }
+            if let Some(values) = &layer.self_values {
+                layer.self_values = Some(values.index_select(&index, 0)?);
+            }
+            if cross_changes {
+                layer.cross_keys = layer.cross_keys.index_select(&index, 0)?;
+                layer.cross_values = layer.cross_values.index_select(&index, 0)?;
+            }
+        }
+        if cross_changes {
+            self.encoder_mask = self.encoder_mask.index_select(&index, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Number of decoder positions processed so far.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+}
+
+/// The output of the encoder for a padded batch.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// `(batch, source_len, d_model)`.
+    pub hidden: Tensor,
+    /// Additive attention mask `(batch, 1, 1, source_len)`: 0 for tokens, a large negative for padding.
+    pub mask: Tensor,
+}
+
+impl Encoded {
+    /// Repeats each row `times` times in place (`[a, b]` to `[a, a, b, b]`), as beam search needs.
+    pub fn repeat_rows(&self, times: usize) -> Result<Encoded> {
+        let batch = self.hidden.dim(0)?;
+        let index: Vec<u32> = (0..batch as u32)
+            .flat_map(|row| std::iter::repeat_n(row, times))
+            .collect();
+        let index = Tensor::new(index.as_slice(), self.hidden.device())?;
+        Ok(Encoded {
+            hidden: self.hidden.index_select(&index, 0)?,
+            mask: self.mask.index_select(&index, 0)?,
+        })
+    }
+}
+
+/// A T5-family encoder-decoder with its language-model head.
+#[derive(Debug, Clone)]
+pub struct T5 {
+    shared: Embedding,
+    encoder_blocks: Vec<EncoderBlock>,
+    encoder_norm: LayerNorm,
+    decoder_blocks: Vec<DecoderBlock>,
+    decoder_norm: LayerNorm,
+    /// `None` when the head is tied to the shared embedding.
+    lm_head: Option<Linear>,
+    config: Config,
+    device: Device,
+}
+
+impl T5 {
+    pub fn load(vb: VarBuilder, config: &Config) -> candle_core::Result<Self> {
+        let shared_name = [
+            "shared.weight",
+            "encoder.embed_tokens.weight",
+            "decoder.embed_tokens.weight",
+        ]
+        .into_iter()
+        .find(|name| vb.contains_tensor(name))
+        .unwrap_or("shared.weight");
+        let shared = Embedding::new(
+            vb.get((config.vocab_size, config.d_model), shared_name)?,
+            config.d_model,
+        );
+        let encoder_blocks = (0..config.num_layers)
+            .map(|i| EncoderBlock::load(vb.pp(format!("encoder.block.{i}")), i, config))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let decoder_blocks = (0..config.decoder_layers())
+            .map(|i| DecoderBlock::load(vb.pp(format!("decoder.block.{i}")), i, config))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let eps = config.layer_norm_epsilon;
+        let lm_head = if config.tie_word_embeddings {
+            None
+        } else {
+            Some(Linear::load(
+                vb.pp("lm_head"),
+                config.vocab_size,
+                config.d_model,
+                "lm_head".to_string(),
+            )?)
+        };
+        Ok(Self {
+            shared,
+            encoder_blocks,
+            encoder_norm: LayerNorm::load(vb.pp("encoder.final_layer_norm"), config.d_model, eps)?,
+            decoder_blocks,
+            decoder_norm: LayerNorm::load(vb.pp("decoder.final_layer_norm"), config.d_model, eps)?,
+            lm_head,
+            config: config.clone(),
+            device: vb.device().clone(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Every linear layer, for adapters to attach to or merge into.
+    pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        fn attention(a: &mut Attention) -> [&mut Linear; 4] {
+            [&mut a.q, &mut a.k, &mut a.v, &mut a.o]
+        }
+        fn feed_forward(f: &mut FeedForward) -> Vec<&mut Linear> {
+            let mut all = vec![&mut f.wi, &mut f.wo];
+            if let Some(gate) = &mut f.wi_gate {
+                all.push(gate);
+            }
+            all
+        }
+        let mut linears = Vec::new();
+        for block in &mut self.encoder_blocks {
+            linears.extend(attention(&mut block.self_attention));
+            linears.extend(feed_forward(&mut block.feed_forward));
+        }
+        for block in &mut self.decoder_blocks {
+            linears.extend(attention(&mut block.self_attention));
+            linears.extend(attention(&mut block.cross_attention));
+            linears.extend(feed_forward(&mut block.feed_forward));
+        }
+        if let Some(head) = &mut self.lm_head {
+            linears.push(head);
+        }
+        linears
+    }
+
+    /// Folds `adapter` into the base weights of the layers it adapts.
+    pub fn merge_adapter(&mut self, adapter: &Adapter) -> Result<()> {
+        for linear in self.linears_mut() {
+            if let Some(lora) = adapter.layers.get(linear.name()) {
+                linear.merge(lora)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Names and shapes `(out, in)` of every linear layer, in PEFT's module naming.
+    pub fn linear_shapes(&self) -> Vec<(String, usize, usize)> {
+        let mut copy = self.clone();
+        copy.linears_mut()
+            .into_iter()
+            .map(|l| (l.name().to_string(), l.out_features(), l.in_features()))
+            .collect()
+    }
+
+    /// Runs the encoder over `input_ids (batch, len)` with `attention_mask (batch, len)` (1 token, 0 pad).
+    pub fn encode(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        adapter: Option<&Adapter>,
+    ) -> Result<Encoded> {
+        let (_, len) = input_ids.dims2()?;
+        let mask = additive_mask(attention_mask)?;
+        let mut hidden = self.shared.forward(input_ids)?;
+        let first = &self.encoder_blocks[0].self_attention;
+        let bias = first
+            .position_bias(0, len, len, &self.device)?
+            .broadcast_add(&mask)?;
+        for block in &self.encoder_blocks {
+            hidden = block.forward(&hidden, &bias, adapter)?;
+        }
+        Ok(Encoded {
+            hidden: self.encoder_norm.forward(&hidden)?,
+            mask,
+        })
+    }
+
+    /// Prepares incremental decoding over `encoded`: the cross-attention keys and values of every layer.
+    pub fn start_decoding(
+        &self,
+        encoded: &Encoded,
+        adapter: Option<&Adapter>,
+    ) -> Result<DecoderState> {
+        let layers = self
+            .decoder_blocks
+            .iter()
+            .map(|block| {
+                let attention = &block.cross_attention;
+                Ok(LayerCache {
+                    self_keys: None,
+                    self_values: None,
+                    cross_keys: attention.project_heads(&attention.k, &encoded.hidden, adapter)?,
+                    cross_values: attention.project_heads(
+                        &attention.v,
+                        &encoded.hidden,
+                        adapter,
+                    )?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DecoderState {
+            layers,
+            encoder_mask: encoded.mask.clone(),
+            position: 0,
+        })
+    }
+
+    /// Feeds `tokens (batch, new)` to the decoder after what `state` has seen; returns logits
+    /// `(batch, new, vocab)` and extends the state. Several new tokens attend causally to each other.
+    pub fn decode(
+        &self,
+        tokens: &Tensor,
+        state: &mut DecoderState,
+        adapter: Option<&Adapter>,
+    ) -> Result<Tensor> {
+        let (_, new) = tokens.dims2()?;
+        let start = state.position;
+        let total = start + new;
+        let first = &self.decoder_blocks[0].self_attention;
+        let mut self_bias = first.position_bias(start, new, total, &self.device)?;
+        if new > 1 {
+            self_bias = self_bias.broadcast_add(&causal_mask(start, new, total, &self.device)?)?;
+        }
+        let mut hidden = self.shared.forward(tokens)?;
+        for (block, cache) in self.decoder_blocks.iter().zip(state.layers.iter_mut()) {
+            let attention = &block.self_attention;
+            let normed = block.self_attention_norm.forward(&hidden)?;
+            let q = attention.project_heads(&attention.q, &normed, adapter)?;
+            let mut k = attention.project_heads(&attention.k, &normed, adapter)?;
+            let mut v = attention.project_heads(&attention.v, &normed, adapter)?;
+            if let (Some(past_k), Some(past_v)) = (&cache.self_keys, &cache.self_values) {
+                k = Tensor::cat(&[past_k, &k], 2)?;
+                v = Tensor::cat(&[past_v, &v], 2)?;
+            }
+            hidden = (hidden + attention.attend(&q, &k, &v, &self_bias, adapter)?)?;
+            cache.self_keys = Some(k);
+            cache.self_values = Some(v);
+
+            let attention = &block.cross_attention;
+            let normed = block.cross_attention_norm.forward(&hidden)?;
+            let q = attention.project_heads(&attention.q, &normed, adapter)?;
+            hidden = (hidden
+                + attention.attend(
+                    &q,
+                    &cache.cross_keys,
+                    &cache.cross_values,
+                    &state.encoder_mask,
+                    adapter,
+                )?)?;
+
+            let normed = block.feed_forward_norm.forward(&hidden)?;
+            hidden = (&hidden + block.feed_forward.forward(&normed, adapter)?)?;
+        }
+        state.position = total;
+        let hidden = self.decoder_norm.forward(&hidden)?;
+        self.lm_logits(&hidden, adapter)
+    }
+
+    fn lm_logits(&self, hidden: &Tensor, adapter: Option<&Adapter>) -> Result<Tensor> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden, adapter),
+            None => {
+                let scaled = (hidden * (self.config.d_model as f64).powf(-0.5))?;
+                let (b, s, d) = scaled.dims3()?;
+                let logits = scaled
+                    .reshape((b * s, d))?
+                    .matmul(&self.shared.embeddings().t()?)?;
+                Ok(logits.reshape((b, s, self.config.vocab_size))?)
+            }
+        }
+    }
+
+    /// Teacher-forced logits `(batch, target_len, vocab)` for `decoder_input_ids` (the labels shifted right).
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        decoder_input_ids: &Tensor,
+        adapter: Option<&Adapter>,
+    ) -> Result<Tensor> {
+        let encoded = self.encode(input_ids, attention_mask, adapter)?;
+        let mut state = self.start_decoding(&encoded, adapter)?;
+        self.decode(decoder_input_ids, &mut state, adapter)
+    }
+
+    /// Converts a loading failure into one line that names the weights file.
+    pub fn load_error(path: &std::path::Path, error: candle_core::Error) -> Error {
+        let message = error.to_string();
+        let first_line = message.lines().next().unwrap_or("unreadable weights");
+        Error::invalid(path, format!("cannot load the model weights: {first_line}"))
+    }
+}
+
+/// `(batch, 1, 1, len)`: 0 where `mask` is 1, the most negative f32 where it is 0 (as transformers).
+fn additive_mask(mask: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, len) = mask.dims2()?;
+    let mask = mask.to_dtype(DType::F32)?;
+    let inverted = (mask.ones_like()? - mask)?;
+    (inverted * f32::MIN as f64)?.reshape((b, 1, 1, len))
+}
+
+/// `(1, 1, new, total)`: hides from query `start + i` every key after it.
+fn causal_mask(
+    start: usize,
+    new: usize,
+    total: usize,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let values: Vec<f32> = (0..new)
+        .flat_map(|i| (0..total).map(move |k| if k > start + i { f32::MIN } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(values, (1, 1, new, total), device)
+}
+
+/// Logits of the last position of each row: `(batch, new, vocab)` to `(batch, vocab)`.
+pub fn last_position(logits: &Tensor) -> Result<Tensor> {
+    let (_, new, _) = logits.dims3()?;
+    Ok(logits.i((.., new - 1, ..))?.contiguous()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_position_bucket;
+
+    #[test]
+    fn buckets_match_transformers_for_t5_defaults() {
+        // Values of transformers' _relative_position_bucket with 32 buckets, max distance 128.
+        let bidirectional: Vec<u32> = [-200, -128, -20, -8, -7, -1, 0, 1, 7, 8, 20, 128, 200]
+            .into_iter()
+            .map(|r| relative_position_bucket(r, true, 32, 128))
+            .collect();
+        assert_eq!(
+            bidirectional,
+            vec![15, 15, 10, 8, 7, 1, 0, 17, 23, 24, 26, 31, 31]
+        );
+        let causal: Vec<u32> = [1, 0, -1, -15, -16, -40, -127, -128, -500]
+            .into_iter()
+            .map(|r| relative_position_bucket(r, false, 32, 128))
+            .collect();
+        assert_eq!(causal, vec![0, 0, 1, 15, 16, 23, 31, 31, 31]);
+    }
+}

@@ -1,0 +1,56 @@
+//! The command-line interface: argument parsing, the commands, and error reporting as one line.
+
+mod adapter;
+mod progress;
+mod summarize;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use dialora_engine::task::Cancel;
+
+#[derive(Parser)]
+#[command(
+    name = "dialora",
+    version,
+    about = "Fine-tune Flan-T5 with LoRA on your dialogues and summarize transcripts offline."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Summarize dialogues with a model and, optionally, an adapter.
+    Summarize(summarize::SummarizeArgs),
+    /// Inspect and convert adapters.
+    #[command(subcommand)]
+    Adapter(adapter::AdapterCommand),
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { 2 } else { 0 };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    let cancel = Cancel::new();
+    let on_interrupt = cancel.clone();
+    // A second Ctrl-C while stopping is ignored: the work stops at its next safe point.
+    let _ = ctrlc::set_handler(move || on_interrupt.cancel());
+    let result = match cli.command {
+        Command::Summarize(args) => summarize::run(args, &cancel),
+        Command::Adapter(command) => adapter::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! `dialora summarize`: dialogues in (JSONL), summaries out (JSONL, input order).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use dialora_engine::adapter;
+use dialora_engine::data::read_jsonl;
+use dialora_engine::fsutil::write_atomically;
+use dialora_engine::generate::{EarlyStopping, GenerationConfig};
+use dialora_engine::model::{DeviceChoice, LoadedModel};
+use dialora_engine::summarize::{DEFAULT_PROMPT, SummarizeSettings, Summarizer};
+use dialora_engine::task::Cancel;
+use dialora_engine::{Error, Result, hub};
+
+use super::progress::TerminalProgress;
+
+/// Decoding options shared by the commands that generate.
+#[derive(Args, Clone)]
+pub struct GenerationArgs {
+    /// Hypotheses kept by beam search (1: greedy).
+    #[arg(long, default_value_t = 1)]
+    pub num_beams: usize,
+    /// Most tokens of a summary.
+    #[arg(long, default_value_t = 200)]
+    pub max_new_tokens: usize,
+    /// Fewest tokens of a summary.
+    #[arg(long, default_value_t = 0)]
+    pub min_new_tokens: usize,
+    /// Beam search: >1 favours longer summaries, <1 shorter ones.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub length_penalty: f32,
+    /// Never repeat a sequence of this many tokens (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub no_repeat_ngram_size: usize,
+    /// Beam search stopping rule.
+    #[arg(long, value_enum, default_value = "heuristic")]
+    pub early_stopping: EarlyStoppingArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy)]
+pub enum EarlyStoppingArg {
+    Heuristic,
+    Always,
+    Never,
+}
+
+impl GenerationArgs {
+    pub fn config(&self) -> GenerationConfig {
+        GenerationConfig {
+            max_new_tokens: self.max_new_tokens,
+            min_new_tokens: self.min_new_tokens,
+            num_beams: self.num_beams,
+            length_penalty: self.length_penalty,
+            early_stopping: match self.early_stopping {
+                EarlyStoppingArg::Heuristic => EarlyStopping::Heuristic,
+                EarlyStoppingArg::Always => EarlyStopping::Always,
+                EarlyStoppingArg::Never => EarlyStopping::Never,
+            },
+            no_repeat_ngram_size: self.no_repeat_ngram_size,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct SummarizeArgs {
+    /// Model folder or Hub id (e.g. google/flan-t5-base).
+    #[arg(long)]
+    model: String,
+    /// Dialogues: JSONL with a "dialogue" field ("id" or "fname" carried over).
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write the summaries (JSONL).
+    #[arg(long)]
+    output: PathBuf,
+    /// A LoRA adapter (PEFT folder).
+    #[arg(long)]
+    adapter: Option<PathBuf>,
+    /// Fold the adapter into the model weights before generating (fastest for many inputs).
+    #[arg(long, requires = "adapter")]
+    merge: bool,
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    #[command(flatten)]
+    generation: GenerationArgs,
+    /// Longest prompt in tokens; longer dialogues are cut (with a warning).
+    #[arg(long, default_value_t = 512)]
+    max_source_length: usize,
+    /// The prompt; {dialogue} stands for the dialogue.
+    #[arg(long, default_value = DEFAULT_PROMPT)]
+    prompt_template: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy)]
+pub enum DeviceArg {
+    Auto,
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+impl DeviceArg {
+    pub fn choice(self) -> DeviceChoice {
+        match self {
+            DeviceArg::Auto => DeviceChoice::Auto,
+            DeviceArg::Cpu => DeviceChoice::Cpu,
+            DeviceArg::Cuda => DeviceChoice::Cuda,
+            DeviceArg::Metal => DeviceChoice::Metal,
+        }
+    }
+}
+
+pub fn run(args: SummarizeArgs, cancel: &Cancel) -> Result<()> {
+    let settings = SummarizeSettings {
+        generation: args.generation.config(),
+        batch_size: args.batch_size,
+        max_source_length: args.max_source_length,
+        prompt_template: args.prompt_template.clone(),
+    };
+    settings.validate()?;
+    let dialogues = read_jsonl(&args.input)?;
+    let device = args.device.choice().device()?;
+    let progress = TerminalProgress::new();
+    let files = hub::resolve_model(&args.model, &progress)?;
+    let model = LoadedModel::load(&files, &args.model, &device)?;
+    let mut summarizer = Summarizer::new(model);
+    let adapter_name = match &args.adapter {
+        Some(path) => {
+            summarizer.add_adapter("adapter", adapter::read(path, &device)?)?;
+            if args.merge {
+                summarizer.merge("adapter")?;
+                None
+            } else {
+                Some("adapter")
+            }
+        }
+        None => None,
+    };
+    let texts: Vec<String> = dialogues.iter().map(|d| d.dialogue.clone()).collect();
+    let summaries = summarizer.summarize(&texts, adapter_name, &settings, cancel, &progress)?;
+
+    let truncated = summaries.iter().filter(|s| s.truncated).count();
+    if truncated > 0 {
+        eprintln!(
+            "warning: {truncated} of {} dialogues were longer than {} tokens and were cut (see --max-source-length)",
+            summaries.len(),
+            args.max_source_length
+        );
+    }
+    let mut output = String::new();
+    for (index, (dialogue, summary)) in dialogues.iter().zip(&summaries).enumerate() {
+        let id = dialogue
+            .id
+            .clone()
+            .unwrap_or_else(|| serde_json::Value::from(index));
+        let row = serde_json::json!({ "id": id, "summary": summary.text });
+        output.push_str(&row.to_string());
+        output.push('\n');
+    }
+    write_atomically(&args.output, output.as_bytes()).map_err(|e| match e {
+        Error::File { path, message } => Error::File {
+            path,
+            message: format!("cannot write the summaries: {message}"),
+        },
+        other => other,
+    })
+}
