@@ -273,7 +273,10 @@ impl Linear {
         let (lead, last) = dims.split_at(dims.len() - 1);
         let rows: usize = lead.iter().product();
         let flat = xs.reshape((rows, last[0]))?;
-        let mut out = flat.matmul(&self.weight.t()?)?;
+        let mut out = match crate::model::cpu_matmul::few_rows_matmul(&flat, &self.weight)? {
+            Some(out) => out,
+            None => flat.matmul(&self.weight.t()?)?,
+        };
         if let Some(lora) = adapter.and_then(|a| a.layers.get(&self.name)) {
             let update = flat.matmul(&lora.a.t()?)?.matmul(&lora.b.t()?)?;
             out = (out + (update * lora.scale)?)?;

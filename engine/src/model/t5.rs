@@ -342,9 +342,14 @@ impl Attention {
         bias: &Tensor,
         adapter: Option<&Adapter>,
     ) -> Result<Tensor> {
-        let scores = queries.matmul(&keys.t()?)?.broadcast_add(bias)?;
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let context = weights.matmul(values)?;
+        let context =
+            match super::cpu_attention::single_query_attention(queries, keys, values, bias)? {
+                Some(context) => context,
+                None => {
+                    let scores = queries.matmul(&keys.t()?)?.broadcast_add(bias)?;
+                    candle_nn::ops::softmax_last_dim(&scores)?.matmul(values)?
+                }
+            };
         let (b, _, s, _) = context.dims4()?;
         let context = context
             .transpose(1, 2)?

@@ -1,0 +1,154 @@
+//! Greedy generation speed, 64 new tokens, batch 1 and batch 8 of DialogSum dialogues, on random
+//! flan-t5-small and -base-shaped models: dialora vs candle-transformers' T5 (batch 1: it has no
+//! padding masks), with PyTorch's figures beside them when `bench/run` recorded them in the same run.
+//!
+//!     cargo bench -p dialora-engine --bench generation -- MODELS_DIR DIALOGSUM_JSONL [REFERENCE_JSON]
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use dialora_engine::data::read_jsonl;
+use dialora_engine::generate::{GenerationConfig, generate};
+use dialora_engine::model::{LoadedModel, ModelFiles};
+use dialora_engine::summarize::DEFAULT_PROMPT;
+use dialora_engine::task::Cancel;
+use dialora_engine::tokenize::PaddedBatch;
+use serde_json::{Value, json};
+
+const NEW_TOKENS: usize = 64;
+const RUNS: usize = 3;
+
+fn median(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn time_runs(mut run: impl FnMut()) -> f64 {
+    run(); // warm-up: page in the weights, size the allocator
+    median(
+        (0..RUNS)
+            .map(|_| {
+                let start = Instant::now();
+                run();
+                start.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+fn dialora_seconds(model: &LoadedModel, prompts: &[Vec<u32>]) -> f64 {
+    let batch = PaddedBatch::new(prompts, 0);
+    let ids = Tensor::from_vec(batch.ids, (batch.rows, batch.width), &Device::Cpu).unwrap();
+    let mask = Tensor::from_vec(batch.mask, (batch.rows, batch.width), &Device::Cpu).unwrap();
+    let config = GenerationConfig {
+        max_new_tokens: NEW_TOKENS,
+        min_new_tokens: NEW_TOKENS,
+        ..GenerationConfig::default()
+    };
+    time_runs(|| {
+        let out = generate(&model.t5, None, &ids, &mask, &config, &Cancel::new()).unwrap();
+        assert!(out.iter().all(|o| o.len() == NEW_TOKENS));
+    })
+}
+
+fn candle_transformers_seconds(folder: &Path, prompt: &[u32]) -> f64 {
+    use candle_transformers::models::t5;
+    let config: t5::Config =
+        serde_json::from_slice(&std::fs::read(folder.join("config.json")).unwrap()).unwrap();
+    let weights = [folder.join("model.safetensors")];
+    let vb =
+        unsafe { VarBuilder::from_mmaped_safetensors(&weights, DType::F32, &Device::Cpu).unwrap() };
+    let mut model = t5::T5ForConditionalGeneration::load(vb, &config).unwrap();
+    let input = Tensor::new(prompt, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    time_runs(|| {
+        model.clear_kv_cache();
+        let encoded = model.encode(&input).unwrap();
+        let mut tokens = vec![0u32];
+        for step in 0..NEW_TOKENS {
+            // With its KV cache on, the model takes only the newest token after the first step.
+            let context = if step == 0 {
+                &tokens[..]
+            } else {
+                &tokens[tokens.len() - 1..]
+            };
+            let decoder_input = Tensor::new(context, &Device::Cpu)
+                .unwrap()
+                .unsqueeze(0)
+                .unwrap();
+            let logits = model
+                .decode(&decoder_input, &encoded)
+                .unwrap()
+                .squeeze(0)
+                .unwrap();
+            // Forbid the end so that every run makes 64 tokens, as the others do.
+            let mut values = logits.to_vec1::<f32>().unwrap();
+            values[1] = f32::NEG_INFINITY;
+            let next = values
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap()
+                .0;
+            tokens.push(next as u32);
+        }
+    })
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let (Some(models), Some(data)) = (args.first(), args.get(1)) else {
+        eprintln!(
+            "usage: cargo bench --bench generation -- MODELS_DIR DIALOGSUM_JSONL [REFERENCE_JSON]"
+        );
+        std::process::exit(2);
+    };
+    let reference: Value = args
+        .get(2)
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let dialogues = read_jsonl(Path::new(data)).unwrap();
+    let mut results = Vec::new();
+    println!(
+        "| model | batch | dialora s | candle-transformers s | PyTorch s | PyTorch / dialora |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for name in ["flan-t5-small", "flan-t5-base"] {
+        let folder: PathBuf = Path::new(models).join(name);
+        let model = LoadedModel::load(&ModelFiles::in_folder(&folder).unwrap(), name, &Device::Cpu)
+            .unwrap();
+        let prompts: Vec<Vec<u32>> = dialogues[..8]
+            .iter()
+            .map(|d| {
+                model
+                    .tokenizer
+                    .encode(&DEFAULT_PROMPT.replace("{dialogue}", &d.dialogue), 512)
+                    .unwrap()
+                    .ids
+            })
+            .collect();
+        for batch in [1usize, 8] {
+            let ours = dialora_seconds(&model, &prompts[..batch]);
+            let candle = (batch == 1).then(|| candle_transformers_seconds(&folder, &prompts[0]));
+            let torch = reference[name][batch.to_string()].as_f64();
+            let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+            println!(
+                "| {name} | {batch} | {ours:.2} | {} | {} | {} |",
+                show(candle),
+                show(torch),
+                torch.map_or("-".to_string(), |t| format!("{:.2}x", t / ours))
+            );
+            results.push(json!({"model": name, "batch": batch, "dialora_s": ours, "candle_transformers_s": candle, "pytorch_s": torch}));
+        }
+    }
+    let out = Path::new(models).join("../generation_results.json");
+    let _ = std::fs::write(out, serde_json::to_string_pretty(&results).unwrap());
+}
