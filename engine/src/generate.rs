@@ -401,21 +401,25 @@ fn beam_search(
 mod tests {
     use super::*;
 
+    /// Tokens the processors forbid after `sequence` (start token first) in a vocabulary of `vocab`.
+    fn banned(config: GenerationConfig, sequence: &[u32], vocab: usize) -> Vec<usize> {
+        let processors = Processors {
+            config: &config,
+            eos: 1,
+        };
+        let mut scores = vec![0.0; vocab];
+        processors.apply(sequence, &mut scores);
+        (0..vocab).filter(|&i| scores[i].is_infinite()).collect()
+    }
+
     #[test]
     fn no_repeat_ngram_bans_the_token_that_would_repeat_a_bigram() {
         let config = GenerationConfig {
             no_repeat_ngram_size: 2,
             ..GenerationConfig::default()
         };
-        let processors = Processors {
-            config: &config,
-            eos: 1,
-        };
-        let mut scores = vec![0.0; 8];
         // The sequence ends in 5 and "5 6" was seen: 6 is banned, nothing else.
-        processors.apply(&[0, 5, 6, 3, 5], &mut scores);
-        assert_eq!(scores.iter().filter(|s| s.is_infinite()).count(), 1);
-        assert!(scores[6].is_infinite());
+        assert_eq!(banned(config, &[0, 5, 6, 3, 5], 8), vec![6]);
     }
 
     #[test]
@@ -424,16 +428,8 @@ mod tests {
             min_new_tokens: 2,
             ..GenerationConfig::default()
         };
-        let processors = Processors {
-            config: &config,
-            eos: 1,
-        };
-        let mut scores = vec![0.0; 4];
-        processors.apply(&[0, 3], &mut scores);
-        assert!(scores[1].is_infinite());
-        let mut scores = vec![0.0; 4];
-        processors.apply(&[0, 3, 3], &mut scores);
-        assert!(scores[1].is_finite());
+        assert_eq!(banned(config.clone(), &[0, 3], 4), vec![1]);
+        assert!(banned(config, &[0, 3, 3], 4).is_empty());
     }
 
     #[test]
