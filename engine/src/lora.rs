@@ -273,7 +273,7 @@ impl Linear {
         let (lead, last) = dims.split_at(dims.len() - 1);
         let rows: usize = lead.iter().product();
         let flat = xs.reshape((rows, last[0]))?;
-        let mut out = match crate::model::cpu_matmul::few_rows_matmul(&flat, &self.weight)? {
+        let mut out = match crate::model::cpu::few_rows_matmul(&flat, &self.weight)? {
             Some(out) => out,
             None => flat.matmul(&self.weight.t()?)?,
         };

@@ -1,8 +1,7 @@
 //! Model folders: finding a checkpoint's files (config, weights whole or sharded, tokenizer),
 //! choosing the device, and loading the T5 with its tokenizer.
 
-mod cpu_attention;
-pub(crate) mod cpu_matmul;
+pub(crate) mod cpu;
 pub mod t5;
 
 use std::path::{Path, PathBuf};

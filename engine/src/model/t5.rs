@@ -342,19 +342,29 @@ impl Attention {
         bias: &Tensor,
         adapter: Option<&Adapter>,
     ) -> Result<Tensor> {
-        let context =
-            match super::cpu_attention::single_query_attention(queries, keys, values, bias)? {
-                Some(context) => context,
-                None => {
-                    let scores = queries.matmul(&keys.t()?)?.broadcast_add(bias)?;
-                    candle_nn::ops::softmax_last_dim(&scores)?.matmul(values)?
-                }
-            };
-        let (b, _, s, _) = context.dims4()?;
-        let context = context
-            .transpose(1, 2)?
-            .reshape((b, s, self.num_heads * self.d_kv))?;
+        let context = self.context(queries, keys, values, bias)?;
         self.o.forward(&context, adapter)
+    }
+
+    /// The attention output before the `o` projection, heads merged: `(batch, queries, heads * d_kv)`.
+    fn context(
+        &self,
+        queries: &Tensor,
+        keys: &Tensor,
+        values: &Tensor,
+        bias: &Tensor,
+    ) -> Result<Tensor> {
+        let context = match super::cpu::single_query_attention(queries, keys, values, bias)? {
+            Some(context) => context,
+            None => {
+                let scores = queries.matmul(&keys.t()?)?.broadcast_add(bias)?;
+                candle_nn::ops::softmax_last_dim(&scores)?.matmul(values)?
+            }
+        };
+        let (b, _, s, _) = context.dims4()?;
+        Ok(context
+            .transpose(1, 2)?
+            .reshape((b, s, self.num_heads * self.d_kv))?)
     }
 }
 
@@ -393,10 +403,26 @@ impl FeedForward {
     }
 
     fn forward(&self, xs: &Tensor, adapter: Option<&Adapter>) -> Result<Tensor> {
-        let mut hidden = self.activation.apply(&self.wi.forward(xs, adapter)?)?;
-        if let Some(gate) = &self.wi_gate {
-            hidden = hidden.mul(&gate.forward(xs, adapter)?)?;
-        }
+        let activated = self.wi.forward(xs, adapter)?;
+        let gate = self
+            .wi_gate
+            .as_ref()
+            .map(|g| g.forward(xs, adapter))
+            .transpose()?;
+        let fused = match self.activation {
+            Activation::GeluTanh => super::cpu::gelu_tanh(&activated, gate.as_ref())?,
+            _ => None,
+        };
+        let hidden = match fused {
+            Some(hidden) => hidden,
+            None => {
+                let hidden = self.activation.apply(&activated)?;
+                match &gate {
+                    Some(gate) => hidden.mul(gate)?,
+                    None => hidden,
+                }
+            }
+        };
         self.wo.forward(&hidden, adapter)
     }
 }
@@ -435,13 +461,39 @@ impl EncoderBlock {
         })
     }
 
-    fn forward(&self, hidden: &Tensor, bias: &Tensor, adapter: Option<&Adapter>) -> Result<Tensor> {
+    /// `hidden` is a padded batch `(batch, len, d_model)` with `bias` including the padding mask, or
+    /// with `packing` the real tokens of every row one after another `(1, total, d_model)`, each row
+    /// attending within itself, and `bias` the position bias of the longest row.
+    fn forward(
+        &self,
+        hidden: &Tensor,
+        bias: &Tensor,
+        packing: Option<&Packing>,
+        adapter: Option<&Adapter>,
+    ) -> Result<Tensor> {
         let attention = &self.self_attention;
         let normed = self.attention_norm.forward(hidden)?;
-        let q = attention.project_heads(&attention.q, &normed, adapter)?;
-        let k = attention.project_heads(&attention.k, &normed, adapter)?;
-        let v = attention.project_heads(&attention.v, &normed, adapter)?;
-        let hidden = (hidden + attention.attend(&q, &k, &v, bias, adapter)?)?;
+        let attended = match packing {
+            None => {
+                let q = attention.project_heads(&attention.q, &normed, adapter)?;
+                let k = attention.project_heads(&attention.k, &normed, adapter)?;
+                let v = attention.project_heads(&attention.v, &normed, adapter)?;
+                attention.attend(&q, &k, &v, bias, adapter)?
+            }
+            Some(packing) => {
+                let q = attention.q.forward(&normed, adapter)?;
+                let k = attention.k.forward(&normed, adapter)?;
+                let v = attention.v.forward(&normed, adapter)?;
+                let mut contexts = Vec::with_capacity(packing.lengths.len());
+                for (start, len) in packing.segments() {
+                    let row = |t: &Tensor| attention.split_heads(&t.narrow(1, start, len)?);
+                    let bias = bias.narrow(2, 0, len)?.narrow(3, 0, len)?;
+                    contexts.push(attention.context(&row(&q)?, &row(&k)?, &row(&v)?, &bias)?);
+                }
+                attention.o.forward(&Tensor::cat(&contexts, 1)?, adapter)?
+            }
+        };
+        let hidden = (hidden + attended)?;
         let normed = self.feed_forward_norm.forward(&hidden)?;
         Ok((&hidden + self.feed_forward.forward(&normed, adapter)?)?)
     }
@@ -681,18 +733,27 @@ impl T5 {
     ) -> Result<Encoded> {
         let (_, len) = input_ids.dims2()?;
         let mask = additive_mask(attention_mask)?;
-        let mut hidden = self.shared.forward(input_ids)?;
         let first = &self.encoder_blocks[0].self_attention;
-        let bias = first
-            .position_bias(0, len, len, &self.device)?
-            .broadcast_add(&mask)?;
-        for block in &self.encoder_blocks {
-            hidden = block.forward(&hidden, &bias, adapter)?;
-        }
-        Ok(Encoded {
-            hidden: self.encoder_norm.forward(&hidden)?,
-            mask,
-        })
+        let position_bias = first.position_bias(0, len, len, &self.device)?;
+        // Padding costs as much as real tokens in every linear layer: pack the rows when it helps.
+        let hidden = match Packing::of(attention_mask)? {
+            Some(packing) => {
+                let mut hidden = self.shared.forward(&packing.pack(input_ids)?)?;
+                for block in &self.encoder_blocks {
+                    hidden = block.forward(&hidden, &position_bias, Some(&packing), adapter)?;
+                }
+                packing.unpack(&self.encoder_norm.forward(&hidden)?)?
+            }
+            None => {
+                let bias = position_bias.broadcast_add(&mask)?;
+                let mut hidden = self.shared.forward(input_ids)?;
+                for block in &self.encoder_blocks {
+                    hidden = block.forward(&hidden, &bias, None, adapter)?;
+                }
+                self.encoder_norm.forward(&hidden)?
+            }
+        };
+        Ok(Encoded { hidden, mask })
     }
 
     /// Prepares incremental decoding over `encoded`: the cross-attention keys and values of every layer.
@@ -808,6 +869,63 @@ impl T5 {
         let message = error.to_string();
         let first_line = message.lines().next().unwrap_or("unreadable weights");
         Error::invalid(path, format!("cannot load the model weights: {first_line}"))
+    }
+}
+
+/// The rows of a right-padded batch laid end to end without their padding.
+struct Packing {
+    lengths: Vec<usize>,
+    width: usize,
+}
+
+impl Packing {
+    /// The packing of a batch whose mask is ones then zeros in every row, when it saves work.
+    fn of(attention_mask: &Tensor) -> Result<Option<Self>> {
+        let rows = attention_mask.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+        let width = rows.first().map_or(0, Vec::len);
+        let mut lengths = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let len = row.iter().take_while(|&&m| m == 1).count();
+            if len == 0 || row[len..].iter().any(|&m| m != 0) {
+                return Ok(None);
+            }
+            lengths.push(len);
+        }
+        let padded = lengths.iter().any(|&len| len < width);
+        Ok((rows.len() > 1 && padded).then_some(Self { lengths, width }))
+    }
+
+    /// `(start, len)` of each row in the packed sequence.
+    fn segments(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.lengths.iter().scan(0, |start, &len| {
+            let segment = (*start, len);
+            *start += len;
+            Some(segment)
+        })
+    }
+
+    /// `(batch, width, ...)` to `(1, total, ...)`.
+    fn pack(&self, padded: &Tensor) -> Result<Tensor> {
+        let rows = self
+            .lengths
+            .iter()
+            .enumerate()
+            .map(|(row, &len)| padded.narrow(0, row, 1)?.narrow(1, 0, len))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Tensor::cat(&rows, 1)?)
+    }
+
+    /// `(1, total, d)` to `(batch, width, d)`, padding positions zero.
+    fn unpack(&self, packed: &Tensor) -> Result<Tensor> {
+        let rows = self
+            .segments()
+            .map(|(start, len)| {
+                packed
+                    .narrow(1, start, len)?
+                    .pad_with_zeros(1, 0, self.width - len)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Tensor::cat(&rows, 0)?)
     }
 }
 

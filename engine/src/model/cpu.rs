@@ -1,0 +1,447 @@
+//! Hand-written CPU kernels for the shapes where candle's general ones spend more time dispatching,
+//! packing or calling scalar math than computing: linear layers on a single row (every decoding
+//! step at batch 1), attention of a single query (every decoding step), and the tanh-approximated
+//! GELU of T5 v1.1 / Flan-T5 (scalar `tanhf` otherwise). Each returns `None` where it does not apply
+//! (another device or dtype), and the caller takes candle's path.
+
+use candle_core::{DType, Device, Storage, Tensor};
+use rayon::prelude::*;
+
+/// The f32 values of contiguous CPU tensors, handed to `f` without copying; `None` when one of
+/// them is elsewhere or not contiguous.
+fn with_slices<R>(
+    tensors: &[&Tensor],
+    f: impl FnOnce(&[&[f32]]) -> R,
+) -> candle_core::Result<Option<R>> {
+    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices = Vec::with_capacity(guards.len());
+    for (storage, layout) in &guards {
+        let (Storage::Cpu(storage), Some((start, end))) = (&**storage, layout.contiguous_offsets())
+        else {
+            return Ok(None);
+        };
+        slices.push(&storage.as_slice::<f32>()?[start..end]);
+    }
+    Ok(Some(f(&slices)))
+}
+
+fn applies(tensors: &[&Tensor]) -> bool {
+    tensors
+        .iter()
+        .all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32)
+}
+
+/// Runs `body` compiled for AVX2 + FMA when the CPU has them, else for the baseline.
+macro_rules! fast_path {
+    ($name:ident, fn($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
+        fn $name($($arg: $ty),*) -> $ret {
+            #[inline(always)]
+            fn portable($($arg: $ty),*) -> $ret $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) -> $ret { portable($($arg),*) }
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has the features `avx2` is compiled for (checked just above).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            portable($($arg),*)
+        }
+    };
+}
+
+/// Sixteen independent partial sums, so that the compiler vectorizes without reassociating.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let chunks = a.len() / 16;
+    for c in 0..chunks {
+        let (x, y) = (&a[c * 16..c * 16 + 16], &b[c * 16..c * 16 + 16]);
+        for i in 0..16 {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    let mut sum: f32 = lanes.iter().sum();
+    for i in chunks * 16..a.len() {
+        sum += a[i] * b[i];
+    }
+    sum
+}
+
+/// `out[i] = weights[i] . x` for consecutive weight rows of `x`'s length: four rows per pass, so
+/// that four memory streams are in flight while `x` stays in registers and cache.
+fn dot_rows(weights: &[f32], x: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && x.len().is_multiple_of(16)
+    {
+        let k = x.len();
+        let mut rows = weights.chunks_exact(4 * k).zip(out.chunks_exact_mut(4));
+        for (block, outputs) in &mut rows {
+            // SAFETY: AVX2 and FMA were detected; `block` holds four rows of `k` values, k.is_multiple_of(16).
+            unsafe { dot_four_rows_avx2(block, x, outputs) };
+        }
+        let done = weights.len() / (4 * k) * 4;
+        for (row, output) in weights[done * k..].chunks_exact(k).zip(&mut out[done..]) {
+            *output = dot(row, x);
+        }
+        return;
+    }
+    for (row, output) in weights.chunks_exact(x.len()).zip(out.iter_mut()) {
+        *output = dot(row, x);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_four_rows_avx2(block: &[f32], x: &[f32], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let k = x.len();
+    debug_assert!(block.len() == 4 * k && k.is_multiple_of(16) && out.len() == 4);
+    let (w, xs) = (block.as_ptr(), x.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 8];
+    for c in (0..k).step_by(16) {
+        // SAFETY: c + 16 <= k; row r spans r * k .. r * k + k of `block`.
+        unsafe {
+            let (x0, x1) = (_mm256_loadu_ps(xs.add(c)), _mm256_loadu_ps(xs.add(c + 8)));
+            for r in 0..4 {
+                let row = w.add(r * k + c);
+                acc[2 * r] = _mm256_fmadd_ps(_mm256_loadu_ps(row), x0, acc[2 * r]);
+                acc[2 * r + 1] = _mm256_fmadd_ps(_mm256_loadu_ps(row.add(8)), x1, acc[2 * r + 1]);
+            }
+        }
+    }
+    for r in 0..4 {
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` has room for eight f32.
+        unsafe {
+            _mm256_storeu_ps(
+                lanes.as_mut_ptr(),
+                _mm256_add_ps(acc[2 * r], acc[2 * r + 1]),
+            )
+        };
+        out[r] = lanes.iter().sum();
+    }
+}
+
+/// `out[i * m + r] = weights[i] . x[r]` for `m` rows of `x` (each of the weights' row length):
+/// each weight is loaded once for up to eight products.
+#[cfg(target_arch = "x86_64")]
+fn dot_many_rows(weights: &[f32], x: &[f32], m: usize, out: &mut [f32]) -> bool {
+    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        return false;
+    }
+    let k = x.len() / m;
+    let n = weights.len() / k;
+    assert!(weights.len() == n * k && out.len() == n * m && x.len() == m * k);
+    // Tiles of two weight rows by up to four rows of x: eight accumulators in registers, six loads
+    // for eight multiply-adds.
+    let mut i = 0;
+    while i < n {
+        let pair = n - i >= 2;
+        let mut r = 0;
+        while r < m {
+            let rows = (m - r).min(4);
+            let (w, xs) = (&weights[i * k..], &x[r * k..]);
+            // SAFETY: AVX2 and FMA were detected above; `w` holds the tile's weight rows, `xs` its
+            // `rows` rows of x, and `out` the tile's outputs at (i.., r..) (checked by the assertion).
+            unsafe {
+                match (pair, rows) {
+                    (true, 4) => tile_avx2::<2, 4>(w, xs, k, &mut out[i * m + r..], m),
+                    (true, 3) => tile_avx2::<2, 3>(w, xs, k, &mut out[i * m + r..], m),
+                    (true, 2) => tile_avx2::<2, 2>(w, xs, k, &mut out[i * m + r..], m),
+                    (true, _) => tile_avx2::<2, 1>(w, xs, k, &mut out[i * m + r..], m),
+                    (false, 4) => tile_avx2::<1, 4>(w, xs, k, &mut out[i * m + r..], m),
+                    (false, 3) => tile_avx2::<1, 3>(w, xs, k, &mut out[i * m + r..], m),
+                    (false, 2) => tile_avx2::<1, 2>(w, xs, k, &mut out[i * m + r..], m),
+                    (false, _) => tile_avx2::<1, 1>(w, xs, k, &mut out[i * m + r..], m),
+                }
+            }
+            r += rows;
+        }
+        i += if pair { 2 } else { 1 };
+    }
+    true
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn dot_many_rows(_weights: &[f32], _x: &[f32], _m: usize, _out: &mut [f32]) -> bool {
+    false
+}
+
+/// `out[a * stride + b] = w[a] . x[b]` for `W` weight rows and `R` rows of x, each of length `k`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2<const W: usize, const R: usize>(
+    w: &[f32],
+    x: &[f32],
+    k: usize,
+    out: &mut [f32],
+    stride: usize,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(w.len() >= W * k && x.len() >= R * k && out.len() > (W - 1) * stride + R - 1);
+    let chunks = k / 8;
+    let mut acc = [[_mm256_setzero_ps(); R]; W];
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    for c in 0..chunks {
+        // SAFETY: c * 8 + 8 <= k; weight row a spans a * k .. a * k + k of `w`, row b of x likewise.
+        unsafe {
+            let mut weights = [_mm256_setzero_ps(); W];
+            for (a, weight) in weights.iter_mut().enumerate() {
+                *weight = _mm256_loadu_ps(wp.add(a * k + c * 8));
+            }
+            for b in 0..R {
+                let xv = _mm256_loadu_ps(xp.add(b * k + c * 8));
+                for (row, weight) in acc.iter_mut().zip(&weights) {
+                    row[b] = _mm256_fmadd_ps(*weight, xv, row[b]);
+                }
+            }
+        }
+    }
+    for (a, row) in acc.iter().enumerate() {
+        for (b, lane_sums) in row.iter().enumerate() {
+            let mut lanes = [0f32; 8];
+            // SAFETY: `lanes` has room for eight f32.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *lane_sums) };
+            let mut sum: f32 = lanes.iter().sum();
+            for i in chunks * 8..k {
+                sum += w[a * k + i] * x[b * k + i];
+            }
+            out[a * stride + b] = sum;
+        }
+    }
+}
+
+/// `x (m, k) @ w^T` with `w (n, k)` for a few rows of `x`: the shape of every linear layer while
+/// decoding, where the cost is streaming the weights from memory once per step.
+pub fn few_rows_matmul(x: &Tensor, w: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    let (m, k) = x.dims2()?;
+    let (n, wk) = w.dims2()?;
+    if m > 16 || k != wk || !applies(&[x, w]) || !w.is_contiguous() {
+        return Ok(None);
+    }
+    let x = x.contiguous()?;
+    if m > 1 {
+        return many_rows_matmul(&x, w);
+    }
+    let mut out = vec![0f32; n];
+    let done = with_slices(&[&x, w], |slices| {
+        let (xv, wv) = (slices[0], slices[1]);
+        let rows_per_task = n.div_ceil(rayon::current_num_threads()).max(16);
+        out.par_chunks_mut(rows_per_task)
+            .zip(wv.par_chunks(rows_per_task * k))
+            .for_each(|(out, weights)| dot_rows(weights, xv, out));
+    })?;
+    if done.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Tensor::from_vec(out, (1, n), x.device())?))
+}
+
+fn many_rows_matmul(x: &Tensor, w: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    let (m, k) = x.dims2()?;
+    let n = w.dim(0)?;
+    let mut out = vec![0f32; n * m];
+    let done = with_slices(&[x, w], |slices| {
+        let (xv, wv) = (slices[0], slices[1]);
+        let rows_per_task = (n / (rayon::current_num_threads() * 8)).max(16);
+        out.par_chunks_mut(rows_per_task * m)
+            .zip(wv.par_chunks(rows_per_task * k))
+            .map(|(out, weights)| dot_many_rows(weights, xv, m, out))
+            .all(|done| done)
+    })?;
+    if done != Some(true) {
+        // With the weight as the left operand gemm streams it once for all rows.
+        return Ok(Some(w.matmul(&x.t()?)?.t()?.contiguous()?));
+    }
+    Ok(Some(
+        Tensor::from_vec(out, (n, m), x.device())?
+            .t()?
+            .contiguous()?,
+    ))
+}
+
+fast_path!(attend_heads, fn(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], out: &mut [f32]) -> () {
+    let d = q.len();
+    let t = bias.len();
+    let mut scores = vec![0f32; t];
+    let mut max = f32::NEG_INFINITY;
+    for (j, score) in scores.iter_mut().enumerate() {
+        *score = dot(q, &k[j * d..(j + 1) * d]) + bias[j];
+        max = max.max(*score);
+    }
+    let mut sum = 0f32;
+    for score in scores.iter_mut() {
+        *score = (*score - max).exp();
+        sum += *score;
+    }
+    out.fill(0.0);
+    for (j, &weight) in scores.iter().enumerate() {
+        let weight = weight / sum;
+        for (c, value) in out.iter_mut().zip(&v[j * d..(j + 1) * d]) {
+            *c += weight * value;
+        }
+    }
+});
+
+/// `softmax(q k^T + bias) v` for `q (b, h, 1, d)`, `k`/`v (b, h, t, d)` and a bias broadcastable
+/// to `(b, h, 1, t)`, one (row, head) per task.
+pub fn single_query_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: &Tensor,
+) -> candle_core::Result<Option<Tensor>> {
+    let (b, h, one, d) = q.dims4()?;
+    if one != 1 || !applies(&[q, k, v, bias]) {
+        return Ok(None);
+    }
+    let t = k.dim(2)?;
+    let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+    let bias = bias.broadcast_as((b, h, 1, t))?.contiguous()?;
+    let mut out = vec![0f32; b * h * d];
+    let done = with_slices(&[&q, &k, &v, &bias], |slices| {
+        let (qv, kv, vv, bv) = (slices[0], slices[1], slices[2], slices[3]);
+        out.par_chunks_mut(d).enumerate().for_each(|(head, out)| {
+            let keys = &kv[head * t * d..(head + 1) * t * d];
+            let values = &vv[head * t * d..(head + 1) * t * d];
+            attend_heads(
+                &qv[head * d..(head + 1) * d],
+                keys,
+                values,
+                &bv[head * t..(head + 1) * t],
+                out,
+            );
+        })
+    })?;
+    if done.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Tensor::from_vec(out, (b, h, 1, d), q.device())?))
+}
+
+/// `e^x` for `x` in about [-87, 88], within 2 ulp, in operations the compiler vectorizes.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.0, 88.0);
+    // Round to nearest by the 1.5 * 2^23 trick, which vectorizes where `round` does not.
+    let n = (x * LOG2E + 12_582_912.0) - 12_582_912.0;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.987_569_1e-4;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5e-1;
+    let p = p * r * r + r + 1.0;
+    p * f32::from_bits(((n as i32 + 127) << 23) as u32)
+}
+
+fast_path!(gelu_tanh_slice, fn(input: &[f32], gate: Option<&[f32]>, out: &mut [f32]) -> () {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    for (i, (o, &x)) in out.iter_mut().zip(input).enumerate() {
+        let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
+        // tanh(u) = 1 - 2 / (e^{2u} + 1); |u| > 10 is exactly +-1 in f32.
+        let tanh = 1.0 - 2.0 / (exp(2.0 * u.clamp(-10.0, 10.0)) + 1.0);
+        let g = 0.5 * x * (1.0 + tanh);
+        *o = match gate {
+            Some(gate) => g * gate[i],
+            None => g,
+        };
+    }
+});
+
+/// `gelu_tanh(x)`, times `gate` elementwise when given (T5's gated feed-forward).
+pub fn gelu_tanh(x: &Tensor, gate: Option<&Tensor>) -> candle_core::Result<Option<Tensor>> {
+    let mut inputs = vec![x];
+    inputs.extend(gate);
+    if !applies(&inputs) || gate.is_some_and(|g| g.shape() != x.shape()) {
+        return Ok(None);
+    }
+    let x = x.contiguous()?;
+    let gate = gate.map(Tensor::contiguous).transpose()?;
+    let mut out = vec![0f32; x.elem_count()];
+    const CHUNK: usize = 16 * 1024;
+    let mut tensors = vec![&x];
+    tensors.extend(gate.as_ref());
+    let done = with_slices(&tensors, |slices| {
+        let gate = slices.get(1);
+        slices[0]
+            .par_chunks(CHUNK)
+            .zip(out.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(i, (x, out))| {
+                let gate = gate.map(|g| &g[i * CHUNK..i * CHUNK + x.len()]);
+                gelu_tanh_slice(x, gate, out)
+            });
+    })?;
+    if done.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Tensor::from_vec(out, x.shape(), x.device())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_accurate_across_the_range() {
+        for i in -8700..8800 {
+            let x = i as f32 / 100.0;
+            let (ours, std) = (exp(x), x.exp());
+            assert!(
+                ((ours - std) / std).abs() < 3e-7,
+                "exp({x}) = {ours}, expected {std}"
+            );
+        }
+    }
+
+    #[test]
+    fn gelu_and_attention_match_candle() {
+        let device = Device::Cpu;
+        let x = Tensor::randn(0f32, 3.0, (7, 300), &device).unwrap();
+        let gate = Tensor::randn(0f32, 1.0, (7, 300), &device).unwrap();
+        let ours = gelu_tanh(&x, Some(&gate)).unwrap().unwrap();
+        let theirs = (x.gelu().unwrap() * &gate).unwrap();
+        let diff = (ours - theirs)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-5, "gelu differs by {diff}");
+
+        let q = Tensor::randn(0f32, 1.0, (2, 3, 1, 20), &device).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (2, 3, 9, 20), &device).unwrap();
+        let v = Tensor::randn(0f32, 1.0, (2, 3, 9, 20), &device).unwrap();
+        let bias = Tensor::randn(0f32, 1.0, (1, 3, 1, 9), &device).unwrap();
+        let ours = single_query_attention(&q, &k, &v, &bias).unwrap().unwrap();
+        let scores = q
+            .matmul(&k.t().unwrap())
+            .unwrap()
+            .broadcast_add(&bias)
+            .unwrap();
+        let theirs = candle_nn::ops::softmax_last_dim(&scores)
+            .unwrap()
+            .matmul(&v)
+            .unwrap();
+        let diff = (ours - theirs)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-5, "attention differs by {diff}");
+    }
+}
