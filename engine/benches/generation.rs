@@ -100,6 +100,8 @@ fn candle_transformers_seconds(folder: &Path, prompt: &[u32]) -> f64 {
 }
 
 fn main() {
+    // As the dialora binary does.
+    dialora_engine::runtime::keep_freed_memory();
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))

@@ -9,6 +9,7 @@ pub mod generate;
 pub mod hub;
 pub mod lora;
 pub mod model;
+pub mod runtime;
 pub mod summarize;
 pub mod task;
 pub mod tokenize;

@@ -4,5 +4,6 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
+    dialora_engine::runtime::keep_freed_memory();
     cli::main()
 }

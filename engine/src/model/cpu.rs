@@ -136,32 +136,28 @@ fn dot_many_rows(weights: &[f32], x: &[f32], m: usize, out: &mut [f32]) -> bool 
     let k = x.len() / m;
     let n = weights.len() / k;
     assert!(weights.len() == n * k && out.len() == n * m && x.len() == m * k);
-    // Tiles of two weight rows by up to four rows of x: eight accumulators in registers, six loads
-    // for eight multiply-adds.
+    // Tiles of four weight rows (four memory streams) by two rows of x: eight accumulators in
+    // registers, six loads for eight multiply-adds; the weight tile stays in L1 across x pairs.
     let mut i = 0;
     while i < n {
-        let pair = n - i >= 2;
+        let quad = n - i >= 4;
         let mut r = 0;
         while r < m {
-            let rows = (m - r).min(4);
-            let (w, xs) = (&weights[i * k..], &x[r * k..]);
+            let pair = m - r >= 2;
+            let (w, xs, o) = (&weights[i * k..], &x[r * k..], &mut out[i * m + r..]);
             // SAFETY: AVX2 and FMA were detected above; `w` holds the tile's weight rows, `xs` its
-            // `rows` rows of x, and `out` the tile's outputs at (i.., r..) (checked by the assertion).
+            // rows of x, and `o` the tile's outputs at (i.., r..) (checked by the assertion).
             unsafe {
-                match (pair, rows) {
-                    (true, 4) => tile_avx2::<2, 4>(w, xs, k, &mut out[i * m + r..], m),
-                    (true, 3) => tile_avx2::<2, 3>(w, xs, k, &mut out[i * m + r..], m),
-                    (true, 2) => tile_avx2::<2, 2>(w, xs, k, &mut out[i * m + r..], m),
-                    (true, _) => tile_avx2::<2, 1>(w, xs, k, &mut out[i * m + r..], m),
-                    (false, 4) => tile_avx2::<1, 4>(w, xs, k, &mut out[i * m + r..], m),
-                    (false, 3) => tile_avx2::<1, 3>(w, xs, k, &mut out[i * m + r..], m),
-                    (false, 2) => tile_avx2::<1, 2>(w, xs, k, &mut out[i * m + r..], m),
-                    (false, _) => tile_avx2::<1, 1>(w, xs, k, &mut out[i * m + r..], m),
+                match (quad, pair) {
+                    (true, true) => tile_avx2::<4, 2>(w, xs, k, o, m),
+                    (true, false) => tile_avx2::<4, 1>(w, xs, k, o, m),
+                    (false, true) => tile_avx2::<1, 2>(w, xs, k, o, m),
+                    (false, false) => tile_avx2::<1, 1>(w, xs, k, o, m),
                 }
             }
-            r += rows;
+            r += if pair { 2 } else { 1 };
         }
-        i += if pair { 2 } else { 1 };
+        i += if quad { 4 } else { 1 };
     }
     true
 }
@@ -247,7 +243,7 @@ fn many_rows_matmul(x: &Tensor, w: &Tensor) -> candle_core::Result<Option<Tensor
     let mut out = vec![0f32; n * m];
     let done = with_slices(&[x, w], |slices| {
         let (xv, wv) = (slices[0], slices[1]);
-        let rows_per_task = (n / (rayon::current_num_threads() * 8)).max(16);
+        let rows_per_task = n.div_ceil(rayon::current_num_threads()).next_multiple_of(4);
         out.par_chunks_mut(rows_per_task * m)
             .zip(wv.par_chunks(rows_per_task * k))
             .map(|(out, weights)| dot_many_rows(weights, xv, m, out))
@@ -264,24 +260,23 @@ fn many_rows_matmul(x: &Tensor, w: &Tensor) -> candle_core::Result<Option<Tensor
     ))
 }
 
-fast_path!(attend_heads, fn(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], out: &mut [f32]) -> () {
+fast_path!(attend_heads, fn(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], scores: &mut Vec<f32>, out: &mut [f32]) -> () {
     let d = q.len();
-    let t = bias.len();
-    let mut scores = vec![0f32; t];
+    scores.resize(bias.len(), 0.0);
+    dot_rows(k, q, scores);
     let mut max = f32::NEG_INFINITY;
-    for (j, score) in scores.iter_mut().enumerate() {
-        *score = dot(q, &k[j * d..(j + 1) * d]) + bias[j];
+    for (score, bias) in scores.iter_mut().zip(bias) {
+        *score += bias;
         max = max.max(*score);
     }
-    let mut sum = 0f32;
     for score in scores.iter_mut() {
-        *score = (*score - max).exp();
-        sum += *score;
+        *score = exp(*score - max);
     }
+    let scale = 1.0 / scores.iter().sum::<f32>();
     out.fill(0.0);
-    for (j, &weight) in scores.iter().enumerate() {
-        let weight = weight / sum;
-        for (c, value) in out.iter_mut().zip(&v[j * d..(j + 1) * d]) {
+    for (&weight, value) in scores.iter().zip(v.chunks_exact(d)) {
+        let weight = weight * scale;
+        for (c, value) in out.iter_mut().zip(value) {
             *c += weight * value;
         }
     }
@@ -305,17 +300,14 @@ pub fn single_query_attention(
     let mut out = vec![0f32; b * h * d];
     let done = with_slices(&[&q, &k, &v, &bias], |slices| {
         let (qv, kv, vv, bv) = (slices[0], slices[1], slices[2], slices[3]);
-        out.par_chunks_mut(d).enumerate().for_each(|(head, out)| {
-            let keys = &kv[head * t * d..(head + 1) * t * d];
-            let values = &vv[head * t * d..(head + 1) * t * d];
-            attend_heads(
-                &qv[head * d..(head + 1) * d],
-                keys,
-                values,
-                &bv[head * t..(head + 1) * t],
-                out,
-            );
-        })
+        out.par_chunks_mut(d)
+            .enumerate()
+            .for_each_init(Vec::new, |scores, (head, out)| {
+                let keys = &kv[head * t * d..(head + 1) * t * d];
+                let values = &vv[head * t * d..(head + 1) * t * d];
+                let (query, bias) = (&qv[head * d..(head + 1) * d], &bv[head * t..(head + 1) * t]);
+                attend_heads(query, keys, values, bias, scores, out);
+            })
     })?;
     if done.is_none() {
         return Ok(None);
@@ -343,17 +335,27 @@ fn exp(x: f32) -> f32 {
     p * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
 
-fast_path!(gelu_tanh_slice, fn(input: &[f32], gate: Option<&[f32]>, out: &mut [f32]) -> () {
+#[inline(always)]
+fn gelu_tanh_one(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    for (i, (o, &x)) in out.iter_mut().zip(input).enumerate() {
-        let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
-        // tanh(u) = 1 - 2 / (e^{2u} + 1); |u| > 10 is exactly +-1 in f32.
-        let tanh = 1.0 - 2.0 / (exp(2.0 * u.clamp(-10.0, 10.0)) + 1.0);
-        let g = 0.5 * x * (1.0 + tanh);
-        *o = match gate {
-            Some(gate) => g * gate[i],
-            None => g,
-        };
+    let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
+    // tanh(u) = 1 - 2 / (e^{2u} + 1); |u| > 10 is exactly +-1 in f32.
+    let tanh = 1.0 - 2.0 / (exp(2.0 * u.clamp(-10.0, 10.0)) + 1.0);
+    0.5 * x * (1.0 + tanh)
+}
+
+fast_path!(gelu_tanh_slice, fn(input: &[f32], gate: Option<&[f32]>, out: &mut [f32]) -> () {
+    match gate {
+        Some(gate) => {
+            for ((o, &x), &g) in out.iter_mut().zip(input).zip(gate) {
+                *o = gelu_tanh_one(x) * g;
+            }
+        }
+        None => {
+            for (o, &x) in out.iter_mut().zip(input) {
+                *o = gelu_tanh_one(x);
+            }
+        }
     }
 });
 

@@ -595,6 +595,8 @@ pub struct Encoded {
     pub hidden: Tensor,
     /// Additive attention mask `(batch, 1, 1, source_len)`: 0 for tokens, a large negative for padding.
     pub mask: Tensor,
+    /// How the rows pack without padding, when they were packed.
+    packing: Option<Packing>,
 }
 
 impl Encoded {
@@ -605,9 +607,18 @@ impl Encoded {
             .flat_map(|row| std::iter::repeat_n(row, times))
             .collect();
         let index = Tensor::new(index.as_slice(), self.hidden.device())?;
+        let packing = self.packing.as_ref().map(|p| Packing {
+            lengths: p
+                .lengths
+                .iter()
+                .flat_map(|&len| std::iter::repeat_n(len, times))
+                .collect(),
+            width: p.width,
+        });
         Ok(Encoded {
             hidden: self.hidden.index_select(&index, 0)?,
             mask: self.mask.index_select(&index, 0)?,
+            packing,
         })
     }
 }
@@ -736,11 +747,12 @@ impl T5 {
         let first = &self.encoder_blocks[0].self_attention;
         let position_bias = first.position_bias(0, len, len, &self.device)?;
         // Padding costs as much as real tokens in every linear layer: pack the rows when it helps.
-        let hidden = match Packing::of(attention_mask)? {
+        let packing = Packing::of(attention_mask)?;
+        let hidden = match &packing {
             Some(packing) => {
                 let mut hidden = self.shared.forward(&packing.pack(input_ids)?)?;
                 for block in &self.encoder_blocks {
-                    hidden = block.forward(&hidden, &position_bias, Some(&packing), adapter)?;
+                    hidden = block.forward(&hidden, &position_bias, Some(packing), adapter)?;
                 }
                 packing.unpack(&self.encoder_norm.forward(&hidden)?)?
             }
@@ -753,7 +765,11 @@ impl T5 {
                 self.encoder_norm.forward(&hidden)?
             }
         };
-        Ok(Encoded { hidden, mask })
+        Ok(Encoded {
+            hidden,
+            mask,
+            packing,
+        })
     }
 
     /// Prepares incremental decoding over `encoded`: the cross-attention keys and values of every layer.
@@ -762,20 +778,29 @@ impl T5 {
         encoded: &Encoded,
         adapter: Option<&Adapter>,
     ) -> Result<DecoderState> {
+        let packed = match &encoded.packing {
+            Some(packing) => Some((packing, packing.pack(&encoded.hidden)?)),
+            None => None,
+        };
         let layers = self
             .decoder_blocks
             .iter()
             .map(|block| {
                 let attention = &block.cross_attention;
+                let project = |linear: &Linear| -> Result<Tensor> {
+                    match &packed {
+                        Some((packing, hidden)) => {
+                            let projected = linear.forward(hidden, adapter)?;
+                            Ok(attention.split_heads(&packing.unpack(&projected)?)?)
+                        }
+                        None => attention.project_heads(linear, &encoded.hidden, adapter),
+                    }
+                };
                 Ok(LayerCache {
                     self_keys: None,
                     self_values: None,
-                    cross_keys: attention.project_heads(&attention.k, &encoded.hidden, adapter)?,
-                    cross_values: attention.project_heads(
-                        &attention.v,
-                        &encoded.hidden,
-                        adapter,
-                    )?,
+                    cross_keys: project(&attention.k)?,
+                    cross_values: project(&attention.v)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -873,6 +898,7 @@ impl T5 {
 }
 
 /// The rows of a right-padded batch laid end to end without their padding.
+#[derive(Debug, Clone)]
 struct Packing {
     lengths: Vec<usize>,
     width: usize,
