@@ -1,8 +1,10 @@
 //! Greedy generation speed, 64 new tokens, batch 1 and batch 8 of DialogSum dialogues, on random
 //! flan-t5-small and -base-shaped models: dialora vs candle-transformers' T5 (batch 1: it has no
-//! padding masks), with PyTorch's figures beside them when `bench/run` recorded them in the same run.
+//! padding masks) vs PyTorch + transformers when a Python with the reference stack is given.
+//! This machine's speed drifts with its neighbours' load, so dialora and PyTorch take turns, three
+//! rounds each, and the ratio is of their medians.
 //!
-//!     cargo bench -p dialora-engine --bench generation -- MODELS_DIR DIALOGSUM_JSONL [REFERENCE_JSON]
+//!     cargo bench -p dialora-engine --bench generation -- MODELS_DIR DIALOGSUM_JSONL [PYTHON]
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,10 +17,33 @@ use dialora_engine::model::{LoadedModel, ModelFiles};
 use dialora_engine::summarize::DEFAULT_PROMPT;
 use dialora_engine::task::Cancel;
 use dialora_engine::tokenize::PaddedBatch;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const NEW_TOKENS: usize = 64;
 const RUNS: usize = 3;
+const ROUNDS: usize = 3;
+
+/// PyTorch's median time for the same work, measured by `bench/reference_generation.py`.
+fn pytorch_seconds(python: &str, models: &str, data: &str, name: &str, batch: usize) -> f64 {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/reference_generation.py");
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .args([models, data, name, &batch.to_string()])
+        .output()
+        .expect("the reference Python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .trim()
+        .lines()
+        .last()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "reference run failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+}
 
 fn median(mut times: Vec<f64>) -> f64 {
     times.sort_by(f64::total_cmp);
@@ -107,16 +132,10 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let (Some(models), Some(data)) = (args.first(), args.get(1)) else {
-        eprintln!(
-            "usage: cargo bench --bench generation -- MODELS_DIR DIALOGSUM_JSONL [REFERENCE_JSON]"
-        );
+        eprintln!("usage: cargo bench --bench generation -- MODELS_DIR DIALOGSUM_JSONL [PYTHON]");
         std::process::exit(2);
     };
-    let reference: Value = args
-        .get(2)
-        .and_then(|p| std::fs::read(p).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
+    let python = args.get(2);
     let dialogues = read_jsonl(Path::new(data)).unwrap();
     let mut results = Vec::new();
     println!(
@@ -138,9 +157,17 @@ fn main() {
             })
             .collect();
         for batch in [1usize, 8] {
-            let ours = dialora_seconds(&model, &prompts[..batch]);
+            let mut ours = Vec::new();
+            let mut torch = Vec::new();
+            for _ in 0..ROUNDS {
+                if let Some(python) = python {
+                    torch.push(pytorch_seconds(python, models, data, name, batch));
+                }
+                ours.push(dialora_seconds(&model, &prompts[..batch]));
+            }
+            let ours = median(ours);
+            let torch = (!torch.is_empty()).then(|| median(torch));
             let candle = (batch == 1).then(|| candle_transformers_seconds(&folder, &prompts[0]));
-            let torch = reference[name][batch.to_string()].as_f64();
             let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
             println!(
                 "| {name} | {batch} | {ours:.2} | {} | {} | {} |",

@@ -9,6 +9,7 @@ pub mod generate;
 pub mod hub;
 pub mod lora;
 pub mod model;
+pub mod rouge;
 pub mod runtime;
 pub mod summarize;
 pub mod task;

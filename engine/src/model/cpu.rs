@@ -130,36 +130,115 @@ unsafe fn dot_four_rows_avx2(block: &[f32], x: &[f32], out: &mut [f32]) {
 /// each weight is loaded once for up to eight products.
 #[cfg(target_arch = "x86_64")]
 fn dot_many_rows(weights: &[f32], x: &[f32], m: usize, out: &mut [f32]) -> bool {
-    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
-        return false;
-    }
     let k = x.len() / m;
     let n = weights.len() / k;
     assert!(weights.len() == n * k && out.len() == n * m && x.len() == m * k);
-    // Tiles of four weight rows (four memory streams) by two rows of x: eight accumulators in
-    // registers, six loads for eight multiply-adds; the weight tile stays in L1 across x pairs.
-    let mut i = 0;
-    while i < n {
-        let quad = n - i >= 4;
-        let mut r = 0;
-        while r < m {
-            let pair = m - r >= 2;
+    if is_x86_feature_detected!("avx512f") {
+        // Tiles of four weight rows (four memory streams) by up to four rows of x: sixteen
+        // 16-wide accumulators.
+        for_each_tile(n, m, 4, 4, |i, r, pair, rows| {
             let (w, xs, o) = (&weights[i * k..], &x[r * k..], &mut out[i * m + r..]);
-            // SAFETY: AVX2 and FMA were detected above; `w` holds the tile's weight rows, `xs` its
-            // rows of x, and `o` the tile's outputs at (i.., r..) (checked by the assertion).
+            // SAFETY: AVX-512F was detected above; `w` holds the tile's weight rows, `xs` its rows
+            // of x and `o` its outputs at (i.., r..) (checked by the assertion and the tiling).
             unsafe {
-                match (quad, pair) {
-                    (true, true) => tile_avx2::<4, 2>(w, xs, k, o, m),
-                    (true, false) => tile_avx2::<4, 1>(w, xs, k, o, m),
-                    (false, true) => tile_avx2::<1, 2>(w, xs, k, o, m),
-                    (false, false) => tile_avx2::<1, 1>(w, xs, k, o, m),
+                match (pair, rows) {
+                    (true, 4) => tile_avx512::<4, 4>(w, xs, k, o, m),
+                    (true, 2) => tile_avx512::<4, 2>(w, xs, k, o, m),
+                    (true, _) => tile_avx512::<4, 1>(w, xs, k, o, m),
+                    (false, 4) => tile_avx512::<1, 4>(w, xs, k, o, m),
+                    (false, 2) => tile_avx512::<1, 2>(w, xs, k, o, m),
+                    (false, _) => tile_avx512::<1, 1>(w, xs, k, o, m),
                 }
             }
-            r += if pair { 2 } else { 1 };
-        }
-        i += if quad { 4 } else { 1 };
+        });
+        return true;
     }
+    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        return false;
+    }
+    // Tiles of four weight rows (four memory streams) by two rows of x: eight accumulators in
+    // registers, six loads for eight multiply-adds.
+    for_each_tile(n, m, 4, 2, |i, r, quad, pair| {
+        let (w, xs, o) = (&weights[i * k..], &x[r * k..], &mut out[i * m + r..]);
+        // SAFETY: AVX2 and FMA were detected above; `w` holds the tile's weight rows, `xs` its rows
+        // of x and `o` its outputs at (i.., r..) (checked by the assertion and the tiling).
+        unsafe {
+            match (quad, pair == 2) {
+                (true, true) => tile_avx2::<4, 2>(w, xs, k, o, m),
+                (true, false) => tile_avx2::<4, 1>(w, xs, k, o, m),
+                (false, true) => tile_avx2::<1, 2>(w, xs, k, o, m),
+                (false, false) => tile_avx2::<1, 1>(w, xs, k, o, m),
+            }
+        }
+    });
     true
+}
+
+/// Calls `tile(i, r, full, rows)` over an `n` by `m` output in tiles of `tile_n` weight rows
+/// (`full`, or a single row at the end) by `rows` rows of x: `tile_m`, then halves of it.
+#[cfg(target_arch = "x86_64")]
+fn for_each_tile(
+    n: usize,
+    m: usize,
+    tile_n: usize,
+    tile_m: usize,
+    mut tile: impl FnMut(usize, usize, bool, usize),
+) {
+    let mut i = 0;
+    while i < n {
+        let full = n - i >= tile_n;
+        let mut r = 0;
+        while r < m {
+            let mut rows = tile_m;
+            while rows > m - r {
+                rows /= 2;
+            }
+            tile(i, r, full, rows);
+            r += rows;
+        }
+        i += if full { tile_n } else { 1 };
+    }
+}
+
+/// `out[a * stride + b] = w[a] . x[b]` for `W` weight rows and `R` rows of x, each of length `k`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512<const W: usize, const R: usize>(
+    w: &[f32],
+    x: &[f32],
+    k: usize,
+    out: &mut [f32],
+    stride: usize,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(w.len() >= W * k && x.len() >= R * k && out.len() > (W - 1) * stride + R - 1);
+    let chunks = k / 16;
+    let mut acc = [[_mm512_setzero_ps(); R]; W];
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    for c in 0..chunks {
+        // SAFETY: c * 16 + 16 <= k; weight row a spans a * k .. a * k + k of `w`, row b of x likewise.
+        unsafe {
+            let mut weights = [_mm512_setzero_ps(); W];
+            for (a, weight) in weights.iter_mut().enumerate() {
+                *weight = _mm512_loadu_ps(wp.add(a * k + c * 16));
+            }
+            for b in 0..R {
+                let xv = _mm512_loadu_ps(xp.add(b * k + c * 16));
+                for (row, weight) in acc.iter_mut().zip(&weights) {
+                    row[b] = _mm512_fmadd_ps(*weight, xv, row[b]);
+                }
+            }
+        }
+    }
+    for (a, row) in acc.iter().enumerate() {
+        for (b, lane_sums) in row.iter().enumerate() {
+            let mut sum = _mm512_reduce_add_ps(*lane_sums);
+            for i in chunks * 16..k {
+                sum += w[a * k + i] * x[b * k + i];
+            }
+            out[a * stride + b] = sum;
+        }
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -402,6 +481,25 @@ mod tests {
                 ((ours - std) / std).abs() < 3e-7,
                 "exp({x}) = {ours}, expected {std}"
             );
+        }
+    }
+
+    #[test]
+    fn few_rows_matmul_matches_candle_for_every_row_count_and_odd_widths() {
+        let device = Device::Cpu;
+        for (n, k) in [(37, 45), (64, 48), (9, 3)] {
+            let w = Tensor::randn(0f32, 1.0, (n, k), &device).unwrap();
+            for m in 1..=17 {
+                let x = Tensor::randn(0f32, 1.0, (m, k), &device).unwrap();
+                let theirs = x.matmul(&w.t().unwrap()).unwrap();
+                match few_rows_matmul(&x, &w).unwrap() {
+                    Some(ours) => {
+                        let diff = (ours - &theirs).unwrap().abs().unwrap().max_all().unwrap();
+                        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4, "m={m} n={n} k={k}");
+                    }
+                    None => assert!(m > 16, "the kernel declined m={m}"),
+                }
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod adapter;
 mod progress;
+mod rouge;
 mod summarize;
 
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Summarize dialogues with a model and, optionally, an adapter.
     Summarize(summarize::SummarizeArgs),
+    /// Score predictions against references with ROUGE-1/2/L/Lsum, exactly as rouge-score.
+    Rouge(rouge::RougeArgs),
     /// Inspect and convert adapters.
     #[command(subcommand)]
     Adapter(adapter::AdapterCommand),
@@ -44,6 +47,7 @@ pub fn main() -> ExitCode {
     let _ = ctrlc::set_handler(move || on_interrupt.cancel());
     let result = match cli.command {
         Command::Summarize(args) => summarize::run(args, &cancel),
+        Command::Rouge(args) => rouge::run(args),
         Command::Adapter(command) => adapter::run(command),
     };
     match result {

@@ -1,0 +1,94 @@
+//! `dialora rouge`: ROUGE of prediction and reference files, one text per line, as rouge-score.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use dialora_engine::rouge::{self, Scores};
+use dialora_engine::{Error, Result};
+
+#[derive(Args)]
+pub struct RougeArgs {
+    /// Generated summaries, one per line.
+    #[arg(long)]
+    predictions: PathBuf,
+    /// Reference summaries, one per line, in the same order.
+    #[arg(long)]
+    references: PathBuf,
+    /// Stem words with the Porter stemmer (rouge-score's use_stemmer=True).
+    #[arg(long)]
+    stemmer: bool,
+    /// Print JSON with the per-example scores.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The lines of a UTF-8 text file (a final newline ends the last line; CRLF is accepted).
+fn read_lines(path: &Path) -> Result<Vec<String>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        Error::invalid_at(path, line, "the file is not UTF-8 text")
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.is_empty() {
+        return Err(Error::invalid(
+            path,
+            "the file is empty: it needs one text per line",
+        ));
+    }
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    Ok(text
+        .split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line).to_string())
+        .collect())
+}
+
+pub fn run(args: RougeArgs) -> Result<()> {
+    let predictions = read_lines(&args.predictions)?;
+    let references = read_lines(&args.references)?;
+    if predictions.len() != references.len() {
+        return Err(Error::settings(format!(
+            "{} has {} lines but {} has {}: each prediction needs its reference on the same line",
+            args.predictions.display(),
+            predictions.len(),
+            args.references.display(),
+            references.len()
+        )));
+    }
+    let per_example: Vec<Scores> = predictions
+        .iter()
+        .zip(&references)
+        .map(|(prediction, reference)| rouge::score(reference, prediction, args.stemmer))
+        .collect();
+    let mean = rouge::mean(&per_example);
+    if args.json {
+        let mut json = serde_json::Map::new();
+        json.insert("count".into(), per_example.len().into());
+        for (name, score) in mean.named() {
+            json.insert(name.into(), serde_json::to_value(score).unwrap_or_default());
+        }
+        json.insert(
+            "per_example".into(),
+            serde_json::to_value(&per_example).unwrap_or_default(),
+        );
+        println!("{}", serde_json::Value::Object(json));
+    } else {
+        println!(
+            "{} pairs{}",
+            per_example.len(),
+            if args.stemmer { ", stemmed" } else { "" }
+        );
+        println!("{:<10} {:>9} {:>9} {:>9}", "", "precision", "recall", "F1");
+        for (name, score) in mean.named() {
+            println!(
+                "{name:<10} {:>9.4} {:>9.4} {:>9.4}",
+                score.precision, score.recall, score.fmeasure
+            );
+        }
+    }
+    Ok(())
+}
