@@ -19,6 +19,27 @@ pub struct Dialogue {
     pub summaries: Vec<String>,
 }
 
+/// The UTF-8 text of a file without a leading byte-order mark; non-UTF-8 bytes are reported with
+/// their line.
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(match text.strip_prefix('\u{feff}') {
+            Some(rest) => rest.to_string(),
+            None => text,
+        }),
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..valid]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            Err(Error::invalid_at(path, line, "the file is not UTF-8 text"))
+        }
+    }
+}
+
 /// Reads a JSONL file of dialogues; refuses empty files, non-UTF-8 text, invalid JSON and rows
 /// without a `dialogue` text, naming the line.
 pub fn read_jsonl(path: &Path) -> Result<Vec<Dialogue>> {
@@ -31,16 +52,7 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Dialogue>> {
             format!("the file is {size} bytes; dialora reads files of up to 2 GiB"),
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        Error::invalid_at(path, line, "the file is not UTF-8 text")
-    })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = read_text(path)?;
     let mut dialogues = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;

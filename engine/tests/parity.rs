@@ -201,6 +201,46 @@ fn every_case_matches_transformers_and_peft() {
 }
 
 #[test]
+fn reference_losses_match_transformers_labels_loss() {
+    let parity = parity();
+    let max_target = parity["max_target_length"].as_u64().unwrap() as usize;
+    for case_name in parity["cases"].as_object().unwrap().keys() {
+        let case = &parity["cases"][case_name];
+        let (summarizer, adapter) = summarizer_for(case);
+        let tokenizer = &summarizer.model.tokenizer;
+        let targets: Vec<Vec<u32>> = parity["summaries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                tokenizer
+                    .encode(s.as_str().unwrap(), max_target)
+                    .unwrap()
+                    .ids
+            })
+            .collect();
+        let adapter = adapter.map(|name| summarizer.adapter(name).unwrap());
+        let losses = summarizer
+            .model
+            .t5
+            .sequence_losses(
+                &tensor(&matrix(&parity["input_ids"])),
+                &tensor(&matrix(&parity["attention_mask"])),
+                &targets,
+                adapter,
+            )
+            .unwrap();
+        for (ours, theirs) in losses.iter().zip(case["losses"].as_array().unwrap()) {
+            let theirs = theirs.as_f64().unwrap();
+            assert!(
+                ((ours - theirs) / theirs).abs() < 1e-4,
+                "{case_name}: loss {ours}, transformers {theirs}"
+            );
+        }
+    }
+}
+
+#[test]
 fn merged_adapters_give_the_unmerged_results() {
     let parity = parity();
     for case_name in ["gated-a", "gated-b", "relu-c"] {

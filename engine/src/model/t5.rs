@@ -5,7 +5,7 @@
 //! first layer of each stack and shared by the others, gated or plain feed-forward, and the tied
 //! embedding variant that scales the decoder output by `d_model^-0.5`.
 
-use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 use serde::Deserialize;
 
@@ -887,6 +887,51 @@ impl T5 {
         let encoded = self.encode(input_ids, attention_mask, adapter)?;
         let mut state = self.start_decoding(&encoded, adapter)?;
         self.decode(decoder_input_ids, &mut state, adapter)
+    }
+
+    /// The teacher-forced loss of each target: the mean token cross-entropy of `targets[i]` (with its
+    /// end-of-sequence token) given row `i` of the padded batch, as transformers' `labels=` loss of
+    /// that row alone.
+    pub fn sequence_losses(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        targets: &[Vec<u32>],
+        adapter: Option<&Adapter>,
+    ) -> Result<Vec<f64>> {
+        let start = self.config.decoder_start();
+        let width = targets.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        // The decoder reads each target shifted right behind the start token.
+        let decoder_inputs: Vec<u32> = targets
+            .iter()
+            .flat_map(|target| {
+                let shifted = std::iter::once(start)
+                    .chain(target.iter().copied())
+                    .take(target.len().max(1));
+                shifted
+                    .chain(std::iter::repeat(self.config.pad_token_id))
+                    .take(width)
+            })
+            .collect();
+        let decoder_inputs =
+            Tensor::from_vec(decoder_inputs, (targets.len(), width), &self.device)?;
+        let log_probs = candle_nn::ops::log_softmax(
+            &self.forward(input_ids, attention_mask, &decoder_inputs, adapter)?,
+            D::Minus1,
+        )?;
+        let log_probs = log_probs.to_vec3::<f32>()?;
+        Ok(targets
+            .iter()
+            .zip(&log_probs)
+            .map(|(target, rows)| {
+                let total: f64 = target
+                    .iter()
+                    .zip(rows)
+                    .map(|(&token, row)| -(row[token as usize] as f64))
+                    .sum();
+                total / target.len().max(1) as f64
+            })
+            .collect())
     }
 
     /// Converts a loading failure into one line that names the weights file.

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use dialora_engine::data::read_text;
 use dialora_engine::rouge::{self, Scores};
 use dialora_engine::{Error, Result};
 
@@ -24,23 +25,14 @@ pub struct RougeArgs {
 
 /// The lines of a UTF-8 text file (a final newline ends the last line; CRLF is accepted).
 fn read_lines(path: &Path) -> Result<Vec<String>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        Error::invalid_at(path, line, "the file is not UTF-8 text")
-    })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = read_text(path)?;
     if text.is_empty() {
         return Err(Error::invalid(
             path,
             "the file is empty: it needs one text per line",
         ));
     }
-    let text = text.strip_suffix('\n').unwrap_or(text);
+    let text = text.strip_suffix('\n').unwrap_or(&text);
     Ok(text
         .split('\n')
         .map(|line| line.strip_suffix('\r').unwrap_or(line).to_string())
