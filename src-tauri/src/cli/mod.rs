@@ -41,18 +41,37 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // A bug must still end as one readable line and exit status 1, never a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error{place}: {} (please report this)",
+            message.lines().next().unwrap_or("")
+        );
+    }));
     let cancel = Cancel::new();
     let on_interrupt = cancel.clone();
     // A second Ctrl-C while stopping is ignored: the work stops at its next safe point.
     let _ = ctrlc::set_handler(move || on_interrupt.cancel());
-    let result = match cli.command {
+    let result = std::panic::catch_unwind(|| match cli.command {
         Command::Summarize(args) => summarize::run(args, &cancel),
         Command::Rouge(args) => rouge::run(args),
         Command::Adapter(command) => adapter::run(command),
-    };
+    });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        // The hook has printed the one line.
+        Err(_) => ExitCode::from(1),
+        Ok(Err(error)) => {
             eprintln!("error: {error}");
             ExitCode::from(1)
         }
