@@ -4,11 +4,13 @@
 pub mod adapter;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod fsutil;
 pub mod generate;
 pub mod hub;
 pub mod lora;
 pub mod model;
+pub mod report;
 pub mod rouge;
 pub mod runtime;
 pub mod summarize;

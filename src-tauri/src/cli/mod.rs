@@ -1,6 +1,7 @@
 //! The command-line interface: argument parsing, the commands, and error reporting as one line.
 
 mod adapter;
+mod eval;
 mod progress;
 mod rouge;
 mod summarize;
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Summarize dialogues with a model and, optionally, an adapter.
     Summarize(summarize::SummarizeArgs),
+    /// Evaluate the baseline and adapters on dialogues with references; writes a report folder.
+    Eval(eval::EvalArgs),
     /// Score predictions against references with ROUGE-1/2/L/Lsum, exactly as rouge-score.
     Rouge(rouge::RougeArgs),
     /// Inspect and convert adapters.
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
     let _ = ctrlc::set_handler(move || on_interrupt.cancel());
     let result = std::panic::catch_unwind(|| match cli.command {
         Command::Summarize(args) => summarize::run(args, &cancel),
+        Command::Eval(args) => eval::run(args, &cancel),
         Command::Rouge(args) => rouge::run(args),
         Command::Adapter(command) => adapter::run(command),
     });

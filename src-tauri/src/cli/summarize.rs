@@ -78,16 +78,10 @@ pub struct SummarizeArgs {
     /// Fold the adapter into the model weights before generating (fastest for many inputs).
     #[arg(long, requires = "adapter")]
     merge: bool,
-    #[arg(long, default_value_t = 8)]
-    batch_size: usize,
+    #[command(flatten)]
+    prompt: PromptArgs,
     #[command(flatten)]
     generation: GenerationArgs,
-    /// Longest prompt in tokens; longer dialogues are cut (with a warning).
-    #[arg(long, default_value_t = 512)]
-    max_source_length: usize,
-    /// The prompt; {dialogue} stands for the dialogue.
-    #[arg(long, default_value = DEFAULT_PROMPT)]
-    prompt_template: String,
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
 }
@@ -111,22 +105,50 @@ impl DeviceArg {
     }
 }
 
+/// Prompt settings shared by the commands that generate.
+#[derive(Args)]
+pub struct PromptArgs {
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Longest prompt in tokens; longer dialogues are cut (with a warning).
+    #[arg(long, default_value_t = 512)]
+    pub max_source_length: usize,
+    /// The prompt; {dialogue} stands for the dialogue.
+    #[arg(long, default_value = DEFAULT_PROMPT)]
+    pub prompt_template: String,
+}
+
+impl PromptArgs {
+    pub fn settings(&self, generation: &GenerationArgs) -> SummarizeSettings {
+        SummarizeSettings {
+            generation: generation.config(),
+            batch_size: self.batch_size,
+            max_source_length: self.max_source_length,
+            prompt_template: self.prompt_template.clone(),
+        }
+    }
+}
+
+/// Loads the model (a folder or a Hub id) with a progress bar for downloads.
+pub fn load_summarizer(
+    model: &str,
+    device: DeviceArg,
+    progress: &TerminalProgress,
+) -> Result<Summarizer> {
+    let device = device.choice().device()?;
+    let files = hub::resolve_model(model, progress)?;
+    Ok(Summarizer::new(LoadedModel::load(&files, model, &device)?))
+}
+
 pub fn run(args: SummarizeArgs, cancel: &Cancel) -> Result<()> {
-    let settings = SummarizeSettings {
-        generation: args.generation.config(),
-        batch_size: args.batch_size,
-        max_source_length: args.max_source_length,
-        prompt_template: args.prompt_template.clone(),
-    };
+    let settings = args.prompt.settings(&args.generation);
     settings.validate()?;
     let dialogues = read_jsonl(&args.input)?;
-    let device = args.device.choice().device()?;
     let progress = TerminalProgress::new();
-    let files = hub::resolve_model(&args.model, &progress)?;
-    let model = LoadedModel::load(&files, &args.model, &device)?;
-    let mut summarizer = Summarizer::new(model);
+    let mut summarizer = load_summarizer(&args.model, args.device, &progress)?;
     let adapter_name = match &args.adapter {
         Some(path) => {
+            let device = summarizer.model.t5.device().clone();
             summarizer.add_adapter("adapter", adapter::read(path, &device)?)?;
             if args.merge {
                 summarizer.merge("adapter")?;
@@ -145,7 +167,7 @@ pub fn run(args: SummarizeArgs, cancel: &Cancel) -> Result<()> {
         eprintln!(
             "warning: {truncated} of {} dialogues were longer than {} tokens and were cut (see --max-source-length)",
             summaries.len(),
-            args.max_source_length
+            args.prompt.max_source_length
         );
     }
     let mut output = String::new();

@@ -1,0 +1,267 @@
+//! Evaluation: the baseline and each adapter summarize the same dialogues; every summary is scored
+//! with ROUGE against its references (the best reference per type, as rouge-score's score_multi)
+//! and every first reference gets its teacher-forced loss; means come with bootstrap 95% intervals.
+
+use candle_core::Tensor;
+use serde::Serialize;
+
+use crate::data::Dialogue;
+use crate::error::{Error, Result};
+use crate::rouge::{self, Scores};
+use crate::summarize::{SummarizeSettings, Summarizer};
+use crate::task::{Cancel, Progress, ProgressSink};
+use crate::tokenize::PaddedBatch;
+
+/// One example of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Example {
+    pub id: serde_json::Value,
+    pub summary: String,
+    pub reference: String,
+    pub loss: f64,
+    pub rouge1: f64,
+    pub rouge2: f64,
+    #[serde(rename = "rougeL")]
+    pub rouge_l: f64,
+    #[serde(rename = "rougeLsum")]
+    pub rouge_lsum: f64,
+}
+
+/// The four ROUGE F-measures (means, or interval bounds).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RougeValues {
+    pub rouge1: f64,
+    pub rouge2: f64,
+    #[serde(rename = "rougeL")]
+    pub rouge_l: f64,
+    #[serde(rename = "rougeLsum")]
+    pub rouge_lsum: f64,
+}
+
+impl RougeValues {
+    pub fn named(&self) -> [(&'static str, f64); 4] {
+        [
+            ("rouge1", self.rouge1),
+            ("rouge2", self.rouge2),
+            ("rougeL", self.rouge_l),
+            ("rougeLsum", self.rouge_lsum),
+        ]
+    }
+
+    fn from_fn(mut value: impl FnMut(fn(&Example) -> f64) -> f64) -> Self {
+        Self {
+            rouge1: value(|e| e.rouge1),
+            rouge2: value(|e| e.rouge2),
+            rouge_l: value(|e| e.rouge_l),
+            rouge_lsum: value(|e| e.rouge_lsum),
+        }
+    }
+}
+
+/// Bootstrap 95% intervals `[low, high]` of the four means.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RougeIntervals {
+    pub rouge1: [f64; 2],
+    pub rouge2: [f64; 2],
+    #[serde(rename = "rougeL")]
+    pub rouge_l: [f64; 2],
+    #[serde(rename = "rougeLsum")]
+    pub rouge_lsum: [f64; 2],
+}
+
+impl RougeIntervals {
+    pub fn named(&self) -> [(&'static str, [f64; 2]); 4] {
+        [
+            ("rouge1", self.rouge1),
+            ("rouge2", self.rouge2),
+            ("rougeL", self.rouge_l),
+            ("rougeLsum", self.rouge_lsum),
+        ]
+    }
+}
+
+/// One model configuration's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub label: String,
+    /// `None` for the baseline.
+    pub adapter: Option<String>,
+    /// Mean teacher-forced loss of the references.
+    pub loss: f64,
+    pub rouge: RougeValues,
+    /// `[low, high]` of each mean's bootstrap 95% interval.
+    pub rouge_ci95: RougeIntervals,
+    pub examples: Vec<Example>,
+}
+
+/// What an evaluation needs besides the model.
+pub struct EvalSettings {
+    pub summarize: SummarizeSettings,
+    pub max_target_length: usize,
+    pub use_stemmer: bool,
+    pub bootstrap_samples: usize,
+    pub seed: u64,
+}
+
+/// Evaluates `adapter` (a name attached to `summarizer`, or `None` for the baseline) on `dialogues`,
+/// which must all have references.
+pub fn evaluate(
+    summarizer: &Summarizer,
+    adapter: Option<&str>,
+    label: &str,
+    dialogues: &[Dialogue],
+    settings: &EvalSettings,
+    cancel: &Cancel,
+    progress: &dyn ProgressSink,
+) -> Result<Run> {
+    if let Some(index) = dialogues.iter().position(|d| d.summaries.is_empty()) {
+        return Err(Error::settings(format!(
+            "dialogue {} has no reference summary to evaluate against",
+            index + 1
+        )));
+    }
+    let texts: Vec<String> = dialogues.iter().map(|d| d.dialogue.clone()).collect();
+    let summaries = summarizer.summarize(&texts, adapter, &settings.summarize, cancel, progress)?;
+    let losses = reference_losses(summarizer, adapter, dialogues, settings, cancel, progress)?;
+    let examples: Vec<Example> = dialogues
+        .iter()
+        .zip(summaries)
+        .zip(losses)
+        .enumerate()
+        .map(|(index, ((dialogue, summary), loss))| {
+            let scores: Scores =
+                rouge::score_multi(&dialogue.summaries, &summary.text, settings.use_stemmer);
+            Example {
+                id: dialogue.id.clone().unwrap_or_else(|| index.into()),
+                summary: summary.text,
+                reference: dialogue.summaries[0].clone(),
+                loss,
+                rouge1: scores.rouge1.fmeasure,
+                rouge2: scores.rouge2.fmeasure,
+                rouge_l: scores.rouge_l.fmeasure,
+                rouge_lsum: scores.rouge_lsum.fmeasure,
+            }
+        })
+        .collect();
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
+    let rouge = RougeValues::from_fn(|get| mean(&examples.iter().map(get).collect::<Vec<_>>()));
+    let interval = |get: fn(&Example) -> f64| {
+        let (low, high) = bootstrap_interval(
+            &examples.iter().map(get).collect::<Vec<_>>(),
+            settings.bootstrap_samples,
+            settings.seed,
+        );
+        [low, high]
+    };
+    let rouge_ci95 = RougeIntervals {
+        rouge1: interval(|e| e.rouge1),
+        rouge2: interval(|e| e.rouge2),
+        rouge_l: interval(|e| e.rouge_l),
+        rouge_lsum: interval(|e| e.rouge_lsum),
+    };
+    Ok(Run {
+        label: label.to_string(),
+        adapter: adapter.map(str::to_string),
+        loss: mean(&examples.iter().map(|e| e.loss).collect::<Vec<_>>()),
+        rouge,
+        rouge_ci95,
+        examples,
+    })
+}
+
+fn reference_losses(
+    summarizer: &Summarizer,
+    adapter: Option<&str>,
+    dialogues: &[Dialogue],
+    settings: &EvalSettings,
+    cancel: &Cancel,
+    progress: &dyn ProgressSink,
+) -> Result<Vec<f64>> {
+    let model = &summarizer.model;
+    let adapter = adapter.map(|name| summarizer.adapter(name)).transpose()?;
+    let device = model.t5.device();
+    let mut losses = Vec::with_capacity(dialogues.len());
+    for (chunk_index, chunk) in dialogues
+        .chunks(settings.summarize.batch_size.max(1))
+        .enumerate()
+    {
+        cancel.check()?;
+        let sources = chunk
+            .iter()
+            .map(|d| {
+                Ok(model
+                    .tokenizer
+                    .encode(
+                        &settings.summarize.prompt(&d.dialogue),
+                        settings.summarize.max_source_length,
+                    )?
+                    .ids)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let targets = chunk
+            .iter()
+            .map(|d| {
+                Ok(model
+                    .tokenizer
+                    .encode(&d.summaries[0], settings.max_target_length)?
+                    .ids)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let batch = PaddedBatch::new(&sources, model.t5.config().pad_token_id);
+        let ids = Tensor::from_vec(batch.ids, (batch.rows, batch.width), device)?;
+        let mask = Tensor::from_vec(batch.mask, (batch.rows, batch.width), device)?;
+        losses.extend(model.t5.sequence_losses(&ids, &mask, &targets, adapter)?);
+        progress.report(Progress {
+            stage: "scoring references".to_string(),
+            done: ((chunk_index + 1) * chunk.len().max(1)).min(dialogues.len()) as u64,
+            total: dialogues.len() as u64,
+        });
+    }
+    Ok(losses)
+}
+
+/// The 2.5th and 97.5th percentiles of the mean of `values` over `samples` resamples with
+/// replacement, drawn from a generator seeded with `seed` (the same data and seed, the same interval).
+pub fn bootstrap_interval(values: &[f64], samples: usize, seed: u64) -> (f64, f64) {
+    if values.is_empty() || samples == 0 {
+        return (0.0, 0.0);
+    }
+    let mut state = seed;
+    let mut next = || {
+        // SplitMix64.
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let n = values.len();
+    let mut means: Vec<f64> = (0..samples)
+        .map(|_| {
+            (0..n)
+                .map(|_| values[(next() % n as u64) as usize])
+                .sum::<f64>()
+                / n as f64
+        })
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[((q * (samples - 1) as f64).round() as usize).min(samples - 1)];
+    (at(0.025), at(0.975))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bootstrap_interval;
+
+    #[test]
+    fn bootstrap_interval_brackets_the_mean_and_is_reproducible() {
+        let values: Vec<f64> = (0..200).map(|i| (i % 10) as f64 / 10.0).collect();
+        let (low, high) = bootstrap_interval(&values, 1000, 7);
+        assert!(
+            low < 0.45 && 0.45 < high && high - low < 0.1,
+            "({low}, {high})"
+        );
+        assert_eq!((low, high), bootstrap_interval(&values, 1000, 7));
+        assert_eq!(bootstrap_interval(&[0.3; 5], 100, 1), (0.3, 0.3));
+    }
+}

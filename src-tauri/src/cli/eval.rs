@@ -1,0 +1,132 @@
+//! `dialora eval`: the baseline and each adapter on the same dialogues, written as a report folder.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use dialora_engine::adapter;
+use dialora_engine::data::read_jsonl;
+use dialora_engine::eval::{EvalSettings, evaluate};
+use dialora_engine::task::Cancel;
+use dialora_engine::{Error, Result, report};
+
+use super::progress::TerminalProgress;
+use super::summarize::{DeviceArg, GenerationArgs, PromptArgs, load_summarizer};
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Model folder or Hub id.
+    #[arg(long)]
+    model: String,
+    /// An adapter to evaluate beside the baseline (repeat for several).
+    #[arg(long)]
+    adapter: Vec<PathBuf>,
+    /// Dialogues with reference summaries (JSONL: dialogue, summary or summary1..3).
+    #[arg(long)]
+    data: PathBuf,
+    /// The report folder to write.
+    #[arg(long)]
+    output: PathBuf,
+    /// Evaluate only the first N dialogues.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Stem words when scoring ROUGE (rouge-score's use_stemmer).
+    #[arg(long)]
+    stemmer: bool,
+    /// Longest reference in tokens for the loss.
+    #[arg(long, default_value_t = 128)]
+    max_target_length: usize,
+    /// Seed of the bootstrap intervals.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[command(flatten)]
+    prompt: PromptArgs,
+    #[command(flatten)]
+    generation: GenerationArgs,
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+}
+
+pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
+    let settings = EvalSettings {
+        summarize: args.prompt.settings(&args.generation),
+        max_target_length: args.max_target_length,
+        use_stemmer: args.stemmer,
+        bootstrap_samples: 1000,
+        seed: args.seed,
+    };
+    settings.summarize.validate()?;
+    if args.limit == Some(0) {
+        return Err(Error::settings("--limit must be at least 1"));
+    }
+    let mut dialogues = read_jsonl(&args.data)?;
+    if let Some(index) = dialogues.iter().position(|d| d.summaries.is_empty()) {
+        return Err(Error::invalid(
+            &args.data,
+            format!(
+                "dialogue {} has no \"summary\" (or summary1..3) to evaluate against",
+                index + 1
+            ),
+        ));
+    }
+    dialogues.truncate(args.limit.unwrap_or(usize::MAX));
+    let progress = TerminalProgress::new();
+    let mut summarizer = load_summarizer(&args.model, args.device, &progress)?;
+    let device = summarizer.model.t5.device().clone();
+    let mut labels = Vec::new();
+    for path in &args.adapter {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        let label = if labels.contains(&name) {
+            path.display().to_string()
+        } else {
+            name
+        };
+        summarizer.add_adapter(&label, adapter::read(path, &device)?)?;
+        labels.push(label);
+    }
+    let mut runs = vec![evaluate(
+        &summarizer,
+        None,
+        "baseline",
+        &dialogues,
+        &settings,
+        cancel,
+        &progress,
+    )?];
+    for label in &labels {
+        runs.push(evaluate(
+            &summarizer,
+            Some(label),
+            label,
+            &dialogues,
+            &settings,
+            cancel,
+            &progress,
+        )?);
+    }
+    report::write(
+        &args.output,
+        &args.model,
+        &args.data.display().to_string(),
+        &dialogues,
+        &runs,
+    )?;
+    for run in &runs {
+        eprintln!(
+            "{:<24} loss {:.4}  rouge1 {:.4}  rouge2 {:.4}  rougeL {:.4}  rougeLsum {:.4}",
+            run.label,
+            run.loss,
+            run.rouge.rouge1,
+            run.rouge.rouge2,
+            run.rouge.rouge_l,
+            run.rouge.rouge_lsum
+        );
+    }
+    eprintln!(
+        "report written to {}",
+        args.output.join("report.html").display()
+    );
+    Ok(())
+}
