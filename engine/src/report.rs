@@ -1,5 +1,6 @@
 //! The evaluation report folder: `report.json` (the CLI contract), plots as SVG and PNG (ROUGE bars
-//! with their 95% whiskers, the distribution of per-example ROUGE-L), and `report.html`, one
+//! with their 95% whiskers, the distribution of per-example ROUGE-L, the training loss curve when a
+//! training log is given), and `report.html`, one
 //! self-contained page with the scores, the plots and every example side by side, sortable.
 
 use std::fmt::Write as _;
@@ -15,13 +16,60 @@ const COLORS: [&str; 6] = [
 ];
 const TYPES: [&str; 4] = ["rouge1", "rouge2", "rougeL", "rougeLsum"];
 
-/// Writes the report of `runs` (the baseline first) into `folder`.
+/// One point of a training log: `{"step", "loss", "validation_loss"?}` per line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogPoint {
+    pub step: f64,
+    pub loss: Option<f64>,
+    pub validation_loss: Option<f64>,
+}
+
+/// Reads a training log (JSON lines with at least `step` and `loss` or `validation_loss`).
+pub fn read_training_log(path: &Path) -> Result<Vec<LogPoint>> {
+    let text = crate::data::read_text(path)?;
+    let mut points = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| Error::invalid_at(path, index + 1, format!("invalid JSON: {e}")))?;
+        let number = |key: &str| {
+            row.get(key)
+                .and_then(serde_json::Value::as_f64)
+                .filter(|v| v.is_finite())
+        };
+        let Some(step) = number("step") else {
+            return Err(Error::invalid_at(
+                path,
+                index + 1,
+                "missing numeric field \"step\"",
+            ));
+        };
+        let (loss, validation_loss) = (number("loss"), number("validation_loss"));
+        if loss.is_some() || validation_loss.is_some() {
+            points.push(LogPoint {
+                step,
+                loss,
+                validation_loss,
+            });
+        }
+    }
+    if points.is_empty() {
+        return Err(Error::invalid(path, "the training log has no losses"));
+    }
+    Ok(points)
+}
+
+/// Writes the report of `runs` (the baseline first) into `folder`, with the loss curves of
+/// `training_log` when given.
 pub fn write(
     folder: &Path,
     model: &str,
     data: &str,
     dialogues: &[Dialogue],
     runs: &[Run],
+    training_log: Option<&[LogPoint]>,
 ) -> Result<()> {
     std::fs::create_dir_all(folder).map_err(|e| Error::file(folder, e))?;
     let json = serde_json::json!({
@@ -34,11 +82,20 @@ pub fn write(
     write_atomically(&folder.join("report.json"), text.as_bytes())?;
     let bars = rouge_bars_svg(runs);
     let distribution = rouge_l_distribution_svg(runs);
-    for (name, svg) in [("rouge", &bars), ("rougeL_distribution", &distribution)] {
+    let curve = training_log.map(loss_curve_svg);
+    let mut plots = vec![("rouge", &bars), ("rougeL_distribution", &distribution)];
+    if let Some(curve) = &curve {
+        plots.push(("loss_curve", curve));
+    }
+    for (name, svg) in plots {
         write_atomically(&folder.join(format!("{name}.svg")), svg.as_bytes())?;
         write_atomically(&folder.join(format!("{name}.png")), &png(svg)?)?;
     }
-    let html = html_page(model, data, dialogues, runs, &bars, &distribution);
+    let mut figures = format!("<h2>ROUGE</h2>{bars}<h2>Per-example ROUGE-L</h2>{distribution}");
+    if let Some(curve) = &curve {
+        let _ = write!(figures, "<h2>Training loss</h2>{curve}");
+    }
+    let html = html_page(model, data, dialogues, runs, &figures);
     write_atomically(&folder.join("report.html"), html.as_bytes())
 }
 
@@ -240,13 +297,86 @@ fn rouge_l_distribution_svg(runs: &[Run]) -> String {
     svg
 }
 
+/// Training loss (line) and validation loss (dots) against the step.
+fn loss_curve_svg(points: &[LogPoint]) -> String {
+    let (width, height, left, bottom, top) = (720.0, 320.0, 56.0, 40.0, 34.0);
+    let values = points
+        .iter()
+        .flat_map(|p| [p.loss, p.validation_loss])
+        .flatten();
+    let max_loss = values.fold(0.0f64, f64::max).max(1e-9) * 1.05;
+    let max_step = points.iter().map(|p| p.step).fold(1.0f64, f64::max);
+    let x = |step: f64| left + (width - left - 20.0) * step / max_step;
+    let y = |loss: f64| top + (height - bottom - top) * (1.0 - loss / max_loss);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Liberation Sans, Arial, Helvetica, sans-serif" font-size="12"><rect width="{width}" height="{height}" fill="white"/>"#
+    );
+    for i in 0..=4 {
+        let loss = max_loss * i as f64 / 4.0;
+        let step = max_step * i as f64 / 4.0;
+        let _ = write!(
+            svg,
+            r##"<line x1="{left}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#e3e6ea"/><text x="{:.1}" y="{:.1}" text-anchor="end">{loss:.2}</text><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            width - 20.0,
+            y(loss),
+            y(loss),
+            left - 6.0,
+            y(loss) + 4.0,
+            x(step),
+            height - bottom + 16.0,
+            if step.fract() == 0.0 {
+                format!("{step:.0}")
+            } else {
+                format!("{step:.1}")
+            }
+        );
+    }
+    let _ = write!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">step</text>"#,
+        (left + width) / 2.0,
+        height - 6.0
+    );
+    let line: Vec<String> = points
+        .iter()
+        .filter_map(|p| p.loss.map(|l| format!("{:.1},{:.1}", x(p.step), y(l))))
+        .collect();
+    let _ = write!(
+        svg,
+        r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"/>"#,
+        line.join(" "),
+        color(1)
+    );
+    for point in points {
+        if let Some(loss) = point.validation_loss {
+            let _ = write!(
+                svg,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{}"/>"#,
+                x(point.step),
+                y(loss),
+                color(2)
+            );
+        }
+    }
+    let _ = write!(
+        svg,
+        r#"<rect x="{left}" y="6" width="10" height="10" fill="{}"/><text x="{:.1}" y="15">training loss</text><circle cx="{:.1}" cy="11" r="4" fill="{}"/><text x="{:.1}" y="15">validation loss</text></svg>"#,
+        color(1),
+        left + 15.0,
+        left + 125.0,
+        color(2),
+        left + 135.0
+    );
+    svg.push('\n');
+    svg
+}
+
 fn html_page(
     model: &str,
     data: &str,
     dialogues: &[Dialogue],
     runs: &[Run],
-    bars: &str,
-    distribution: &str,
+    figures: &str,
 ) -> String {
     let mut html = String::from(
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Dialora evaluation</title><style>
@@ -284,10 +414,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}details summary{cursor
         html.push_str("</tr>");
     }
     html.push_str("</table>");
-    let _ = write!(
-        html,
-        "<h2>ROUGE</h2>{bars}<h2>Per-example ROUGE-L</h2>{distribution}"
-    );
+    html.push_str(figures);
     html.push_str("<h2>Examples</h2><p>Click a column to sort; ROUGE-L F1 after each summary.</p><table id=examples><thead><tr><th>id</th><th>dialogue</th><th>reference</th>");
     for run in runs {
         let _ = write!(html, "<th>{}</th>", escape(&run.label));

@@ -178,3 +178,45 @@ fn data_without_references_is_a_clear_error() {
     run(&mut command).clear_error(&["no-summaries.jsonl", "summary"]);
     assert!(!home.path().join("out").exists(), "no report is written");
 }
+
+#[test]
+fn a_training_log_adds_the_loss_curve_and_a_broken_one_is_a_clear_error() {
+    let home = tempfile::tempdir().unwrap();
+    let log = home.path().join("train.jsonl");
+    std::fs::write(
+        &log,
+        "{\"step\": 1, \"loss\": 5.0}\n{\"step\": 2, \"loss\": 4.0, \"validation_loss\": 4.5}\n",
+    )
+    .unwrap();
+    let output = home.path().join("report");
+    let eval = |log: &Path, output: &Path| {
+        let mut command = dialora(home.path());
+        command
+            .args(["eval", "--model"])
+            .arg(fixtures().join("t5-relu"))
+            .arg("--data")
+            .arg(fixtures().join("inputs.jsonl"))
+            .arg("--output")
+            .arg(output)
+            .arg("--training-log")
+            .arg(log)
+            .args(["--max-new-tokens", "4", "--limit", "2"]);
+        run(&mut command)
+    };
+    eval(&log, &output).success();
+    for file in ["loss_curve.svg", "loss_curve.png"] {
+        assert!(output.join(file).is_file(), "{file} missing");
+    }
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(output.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["count"], 2, "--limit keeps the first dialogues");
+    assert!(
+        std::fs::read_to_string(output.join("report.html"))
+            .unwrap()
+            .contains("Training loss")
+    );
+
+    std::fs::write(&log, "{\"step\": 1, \"loss\": 5.0}\n{\"loss\": 4.0}\n").unwrap();
+    eval(&log, &home.path().join("other")).clear_error(&["train.jsonl:2", "step"]);
+}

@@ -35,6 +35,9 @@ pub struct EvalArgs {
     /// Longest reference in tokens for the loss.
     #[arg(long, default_value_t = 128)]
     max_target_length: usize,
+    /// A training log (JSON lines with step, loss, validation_loss) to plot in the report.
+    #[arg(long)]
+    training_log: Option<PathBuf>,
     /// Seed of the bootstrap intervals.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -69,6 +72,11 @@ pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
         ));
     }
     dialogues.truncate(args.limit.unwrap_or(usize::MAX));
+    let training_log = args
+        .training_log
+        .as_deref()
+        .map(report::read_training_log)
+        .transpose()?;
     let progress = TerminalProgress::new();
     let mut summarizer = load_summarizer(&args.model, args.device, &progress)?;
     let device = summarizer.model.t5.device().clone();
@@ -112,6 +120,7 @@ pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
         &args.data.display().to_string(),
         &dialogues,
         &runs,
+        training_log.as_deref(),
     )?;
     for run in &runs {
         eprintln!(
