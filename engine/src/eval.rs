@@ -19,64 +19,64 @@ pub struct Example {
     pub summary: String,
     pub reference: String,
     pub loss: f64,
-    pub rouge1: f64,
-    pub rouge2: f64,
-    #[serde(rename = "rougeL")]
-    pub rouge_l: f64,
-    #[serde(rename = "rougeLsum")]
-    pub rouge_lsum: f64,
+    /// ROUGE F-measures against the best reference of each type.
+    #[serde(flatten)]
+    pub rouge: PerType<f64>,
 }
 
-/// The four ROUGE F-measures (means, or interval bounds).
+/// One value per ROUGE type, named as rouge-score names them.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct RougeValues {
-    pub rouge1: f64,
-    pub rouge2: f64,
+pub struct PerType<T> {
+    pub rouge1: T,
+    pub rouge2: T,
     #[serde(rename = "rougeL")]
-    pub rouge_l: f64,
+    pub rouge_l: T,
     #[serde(rename = "rougeLsum")]
-    pub rouge_lsum: f64,
+    pub rouge_lsum: T,
 }
 
-impl RougeValues {
-    pub fn named(&self) -> [(&'static str, f64); 4] {
-        [
-            ("rouge1", self.rouge1),
-            ("rouge2", self.rouge2),
-            ("rougeL", self.rouge_l),
-            ("rougeLsum", self.rouge_lsum),
-        ]
-    }
-
-    fn from_fn(mut value: impl FnMut(fn(&Example) -> f64) -> f64) -> Self {
-        Self {
-            rouge1: value(|e| e.rouge1),
-            rouge2: value(|e| e.rouge2),
-            rouge_l: value(|e| e.rouge_l),
-            rouge_lsum: value(|e| e.rouge_lsum),
+impl<T> PerType<T> {
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> PerType<U> {
+        PerType {
+            rouge1: f(self.rouge1),
+            rouge2: f(self.rouge2),
+            rouge_l: f(self.rouge_l),
+            rouge_lsum: f(self.rouge_lsum),
         }
     }
 }
 
-/// Bootstrap 95% intervals `[low, high]` of the four means.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct RougeIntervals {
-    pub rouge1: [f64; 2],
-    pub rouge2: [f64; 2],
-    #[serde(rename = "rougeL")]
-    pub rouge_l: [f64; 2],
-    #[serde(rename = "rougeLsum")]
-    pub rouge_lsum: [f64; 2],
-}
-
-impl RougeIntervals {
-    pub fn named(&self) -> [(&'static str, [f64; 2]); 4] {
+impl<T: Copy> PerType<T> {
+    pub fn named(&self) -> [(&'static str, T); 4] {
         [
             ("rouge1", self.rouge1),
             ("rouge2", self.rouge2),
             ("rougeL", self.rouge_l),
             ("rougeLsum", self.rouge_lsum),
         ]
+    }
+}
+
+impl PerType<f64> {
+    fn fmeasures(scores: &Scores) -> Self {
+        Self {
+            rouge1: scores.rouge1.fmeasure,
+            rouge2: scores.rouge2.fmeasure,
+            rouge_l: scores.rouge_l.fmeasure,
+            rouge_lsum: scores.rouge_lsum.fmeasure,
+        }
+    }
+
+    /// Each type's values across `examples`.
+    fn columns(examples: &[Example]) -> PerType<Vec<f64>> {
+        let column =
+            |get: fn(&PerType<f64>) -> f64| examples.iter().map(|e| get(&e.rouge)).collect();
+        PerType {
+            rouge1: column(|r| r.rouge1),
+            rouge2: column(|r| r.rouge2),
+            rouge_l: column(|r| r.rouge_l),
+            rouge_lsum: column(|r| r.rouge_lsum),
+        }
     }
 }
 
@@ -88,9 +88,10 @@ pub struct Run {
     pub adapter: Option<String>,
     /// Mean teacher-forced loss of the references.
     pub loss: f64,
-    pub rouge: RougeValues,
+    /// Mean F-measures.
+    pub rouge: PerType<f64>,
     /// `[low, high]` of each mean's bootstrap 95% interval.
-    pub rouge_ci95: RougeIntervals,
+    pub rouge_ci95: PerType<[f64; 2]>,
     pub examples: Vec<Example>,
 }
 
@@ -136,29 +137,17 @@ pub fn evaluate(
                 summary: summary.text,
                 reference: dialogue.summaries[0].clone(),
                 loss,
-                rouge1: scores.rouge1.fmeasure,
-                rouge2: scores.rouge2.fmeasure,
-                rouge_l: scores.rouge_l.fmeasure,
-                rouge_lsum: scores.rouge_lsum.fmeasure,
+                rouge: PerType::fmeasures(&scores),
             }
         })
         .collect();
     let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
-    let rouge = RougeValues::from_fn(|get| mean(&examples.iter().map(get).collect::<Vec<_>>()));
-    let interval = |get: fn(&Example) -> f64| {
-        let (low, high) = bootstrap_interval(
-            &examples.iter().map(get).collect::<Vec<_>>(),
-            settings.bootstrap_samples,
-            settings.seed,
-        );
+    let columns = PerType::columns(&examples);
+    let rouge = columns.clone().map(|values| mean(&values));
+    let rouge_ci95 = columns.map(|values| {
+        let (low, high) = bootstrap_interval(&values, settings.bootstrap_samples, settings.seed);
         [low, high]
-    };
-    let rouge_ci95 = RougeIntervals {
-        rouge1: interval(|e| e.rouge1),
-        rouge2: interval(|e| e.rouge2),
-        rouge_l: interval(|e| e.rouge_l),
-        rouge_lsum: interval(|e| e.rouge_lsum),
-    };
+    });
     Ok(Run {
         label: label.to_string(),
         adapter: adapter.map(str::to_string),

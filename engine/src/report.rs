@@ -226,7 +226,7 @@ fn rouge_l_distribution_svg(runs: &[Run]) -> String {
         .map(|run| {
             let mut counts = vec![0; bins];
             for example in &run.examples {
-                counts[((example.rouge_l * bins as f64) as usize).min(bins - 1)] += 1;
+                counts[((example.rouge.rouge_l * bins as f64) as usize).min(bins - 1)] += 1;
             }
             counts
         })
@@ -443,17 +443,17 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}details summary{cursor
             let _ = write!(
                 html,
                 "<td data-sort=\"{:.6}\">{} <small>({:.3})</small></td>",
-                example.rouge_l,
+                example.rouge.rouge_l,
                 escape(&example.summary),
-                example.rouge_l
+                example.rouge.rouge_l
             );
         }
         if best_adapter {
             let best = runs[1..]
                 .iter()
-                .map(|r| r.examples[index].rouge_l)
+                .map(|r| r.examples[index].rouge.rouge_l)
                 .fold(f64::MIN, f64::max);
-            let delta = best - baseline.rouge_l;
+            let delta = best - baseline.rouge.rouge_l;
             let class = if delta > 0.0 {
                 "better"
             } else if delta < 0.0 {

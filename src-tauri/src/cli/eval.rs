@@ -10,13 +10,12 @@ use dialora_engine::task::Cancel;
 use dialora_engine::{Error, Result, report};
 
 use super::progress::TerminalProgress;
-use super::summarize::{DeviceArg, GenerationArgs, PromptArgs, load_summarizer};
+use super::summarize::{GenerationArgs, ModelArgs, PromptArgs};
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Model folder or Hub id.
-    #[arg(long)]
-    model: String,
+    #[command(flatten)]
+    model: ModelArgs,
     /// An adapter to evaluate beside the baseline (repeat for several).
     #[arg(long)]
     adapter: Vec<PathBuf>,
@@ -45,8 +44,6 @@ pub struct EvalArgs {
     prompt: PromptArgs,
     #[command(flatten)]
     generation: GenerationArgs,
-    #[arg(long, value_enum, default_value = "auto")]
-    device: DeviceArg,
 }
 
 pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
@@ -78,7 +75,7 @@ pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
         .map(report::read_training_log)
         .transpose()?;
     let progress = TerminalProgress::new();
-    let mut summarizer = load_summarizer(&args.model, args.device, &progress)?;
+    let mut summarizer = args.model.load(&progress)?;
     let device = summarizer.model.t5.device().clone();
     let mut labels = Vec::new();
     for path in &args.adapter {
@@ -116,7 +113,7 @@ pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
     }
     report::write(
         &args.output,
-        &args.model,
+        &args.model.model,
         &args.data.display().to_string(),
         &dialogues,
         &runs,

@@ -63,9 +63,8 @@ impl GenerationArgs {
 
 #[derive(Args)]
 pub struct SummarizeArgs {
-    /// Model folder or Hub id (e.g. google/flan-t5-base).
-    #[arg(long)]
-    model: String,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Dialogues: JSONL with a "dialogue" field ("id" or "fname" carried over).
     #[arg(long)]
     input: PathBuf,
@@ -82,8 +81,6 @@ pub struct SummarizeArgs {
     prompt: PromptArgs,
     #[command(flatten)]
     generation: GenerationArgs,
-    #[arg(long, value_enum, default_value = "auto")]
-    device: DeviceArg,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy)]
@@ -108,6 +105,7 @@ impl DeviceArg {
 /// Prompt settings shared by the commands that generate.
 #[derive(Args)]
 pub struct PromptArgs {
+    /// Dialogues generated together (more is faster, and takes more memory).
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
     /// Longest prompt in tokens; longer dialogues are cut (with a warning).
@@ -129,15 +127,28 @@ impl PromptArgs {
     }
 }
 
-/// Loads the model (a folder or a Hub id) with a progress bar for downloads.
-pub fn load_summarizer(
-    model: &str,
-    device: DeviceArg,
-    progress: &TerminalProgress,
-) -> Result<Summarizer> {
-    let device = device.choice().device()?;
-    let files = hub::resolve_model(model, progress)?;
-    Ok(Summarizer::new(LoadedModel::load(&files, model, &device)?))
+/// The model to run and where, shared by the commands that load one.
+#[derive(Args)]
+pub struct ModelArgs {
+    /// Model folder or Hub id (e.g. google/flan-t5-base).
+    #[arg(long)]
+    pub model: String,
+    /// Where to compute: auto takes a GPU when this build has support for one.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceArg,
+}
+
+impl ModelArgs {
+    /// Loads the model (a folder or a Hub id) with a progress bar for downloads.
+    pub fn load(&self, progress: &TerminalProgress) -> Result<Summarizer> {
+        let device = self.device.choice().device()?;
+        let files = hub::resolve_model(&self.model, progress)?;
+        Ok(Summarizer::new(LoadedModel::load(
+            &files,
+            &self.model,
+            &device,
+        )?))
+    }
 }
 
 pub fn run(args: SummarizeArgs, cancel: &Cancel) -> Result<()> {
@@ -145,7 +156,7 @@ pub fn run(args: SummarizeArgs, cancel: &Cancel) -> Result<()> {
     settings.validate()?;
     let dialogues = read_jsonl(&args.input)?;
     let progress = TerminalProgress::new();
-    let mut summarizer = load_summarizer(&args.model, args.device, &progress)?;
+    let mut summarizer = args.model.load(&progress)?;
     let adapter_name = match &args.adapter {
         Some(path) => {
             let device = summarizer.model.t5.device().clone();
