@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomically;
-use crate::lora::{Adapter, LoraConfig};
+use crate::lora::LoraConfig;
 
 pub const CONFIG_FILE: &str = "adapter_config.json";
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
@@ -133,15 +133,6 @@ fn split_lora_key(key: &str) -> Option<(&str, LoraPart)> {
         }
     }
     None
-}
-
-/// Writes `adapter` as a PEFT folder; each file is written atomically.
-pub fn write(adapter: &Adapter, folder: &Path) -> Result<()> {
-    let weights = adapter
-        .layers
-        .iter()
-        .map(|(module, w)| (module.as_str(), &w.a, &w.b));
-    write_parts(&adapter.config, weights, folder)
 }
 
 /// Reads an adapter in any form dialora reads and writes it as a PEFT folder in today's layout.

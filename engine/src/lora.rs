@@ -96,27 +96,6 @@ fn default_bias() -> String {
 }
 
 impl LoraConfig {
-    /// A configuration for a new adapter, as `peft.LoraConfig(...)` with these arguments.
-    pub fn new(r: usize, lora_alpha: f64, lora_dropout: f64, targets: Vec<String>) -> Self {
-        Self {
-            peft_type: default_peft_type(),
-            task_type: default_task_type(),
-            base_model_name_or_path: None,
-            r,
-            lora_alpha,
-            lora_dropout,
-            target_modules: Some(TargetModules::Names(targets)),
-            use_rslora: false,
-            rank_pattern: BTreeMap::new(),
-            alpha_pattern: BTreeMap::new(),
-            bias: default_bias(),
-            fan_in_fan_out: false,
-            use_dora: false,
-            modules_to_save: None,
-            inference_mode: true,
-        }
-    }
-
     /// Refuses the PEFT features whose results we would not reproduce.
     pub fn check_supported(&self) -> std::result::Result<(), String> {
         if self.peft_type != "LORA" {
@@ -223,14 +202,6 @@ impl Adapter {
             return Err(Error::settings("the adapter has no LoRA weights"));
         }
         Ok(Self { config, layers })
-    }
-
-    /// Number of trainable parameters (all A and B entries).
-    pub fn parameter_count(&self) -> usize {
-        self.layers
-            .values()
-            .map(|l| l.a.elem_count() + l.b.elem_count())
-            .sum()
     }
 }
 

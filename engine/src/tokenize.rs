@@ -84,11 +84,6 @@ impl TextTokenizer {
         })
     }
 
-    /// Number of tokens of `text` with special tokens, without any truncation.
-    pub fn count(&self, text: &str) -> Result<usize> {
-        Ok(self.encode(text, usize::MAX)?.ids.len())
-    }
-
     /// Text of generated ids, special tokens skipped.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         let text = self
@@ -100,14 +95,6 @@ impl TextTokenizer {
         } else {
             text
         })
-    }
-
-    pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
-    }
-
-    pub fn token_id(&self, token: &str) -> Option<u32> {
-        self.inner.token_to_id(token)
     }
 }
 

@@ -581,11 +581,6 @@ impl DecoderState {
         }
         Ok(())
     }
-
-    /// Number of decoder positions processed so far.
-    pub fn position(&self) -> usize {
-        self.position
-    }
 }
 
 /// The output of the encoder for a padded batch.
