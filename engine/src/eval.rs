@@ -170,10 +170,7 @@ fn reference_losses(
     let adapter = adapter.map(|name| summarizer.adapter(name)).transpose()?;
     let device = model.t5.device();
     let mut losses = Vec::with_capacity(dialogues.len());
-    for (chunk_index, chunk) in dialogues
-        .chunks(settings.summarize.batch_size.max(1))
-        .enumerate()
-    {
+    for chunk in dialogues.chunks(settings.summarize.batch_size.max(1)) {
         cancel.check()?;
         let sources = chunk
             .iter()
@@ -202,7 +199,7 @@ fn reference_losses(
         losses.extend(model.t5.sequence_losses(&ids, &mask, &targets, adapter)?);
         progress.report(Progress {
             stage: "scoring references".to_string(),
-            done: ((chunk_index + 1) * chunk.len().max(1)).min(dialogues.len()) as u64,
+            done: losses.len() as u64,
             total: dialogues.len() as u64,
         });
     }
