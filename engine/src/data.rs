@@ -40,9 +40,9 @@ pub fn read_text(path: &Path) -> Result<String> {
     }
 }
 
-/// Reads a JSONL file of dialogues; refuses empty files, non-UTF-8 text, invalid JSON and rows
-/// without a `dialogue` text, naming the line.
-pub fn read_jsonl(path: &Path) -> Result<Vec<Dialogue>> {
+/// The JSON object on each non-blank line of a JSONL file, with its 1-based line number; refuses
+/// files over 2 GiB, non-UTF-8 text, invalid JSON and lines that are not objects, naming the line.
+pub fn read_json_lines(path: &Path) -> Result<Vec<(usize, serde_json::Map<String, Value>)>> {
     let size = std::fs::metadata(path)
         .map_err(|e| Error::file(path, e))?
         .len();
@@ -53,7 +53,7 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Dialogue>> {
         ));
     }
     let text = read_text(path)?;
-    let mut dialogues = Vec::new();
+    let mut rows = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
         if line.trim().is_empty() {
@@ -61,13 +61,23 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Dialogue>> {
         }
         let row: Value = serde_json::from_str(line)
             .map_err(|e| Error::invalid_at(path, number, format!("invalid JSON: {e}")))?;
-        let Some(object) = row.as_object() else {
+        let Value::Object(object) = row else {
             return Err(Error::invalid_at(
                 path,
                 number,
                 "each line must be a JSON object",
             ));
         };
+        rows.push((number, object));
+    }
+    Ok(rows)
+}
+
+/// Reads a JSONL file of dialogues; refuses empty files, non-UTF-8 text, invalid JSON and rows
+/// without a `dialogue` text, naming the line.
+pub fn read_jsonl(path: &Path) -> Result<Vec<Dialogue>> {
+    let mut dialogues = Vec::new();
+    for (number, object) in read_json_lines(path)? {
         let dialogue = match object.get("dialogue") {
             Some(Value::String(text)) if !text.trim().is_empty() => text.clone(),
             Some(Value::String(_)) => {

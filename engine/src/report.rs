@@ -26,27 +26,21 @@ pub struct LogPoint {
 
 /// Reads a training log (JSON lines with at least `step` and `loss` or `validation_loss`).
 pub fn read_training_log(path: &Path) -> Result<Vec<LogPoint>> {
-    let text = crate::data::read_text(path)?;
     let mut points = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let row: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| Error::invalid_at(path, index + 1, format!("invalid JSON: {e}")))?;
-        let number = |key: &str| {
+    for (number, row) in crate::data::read_json_lines(path)? {
+        let number_field = |key: &str| {
             row.get(key)
                 .and_then(serde_json::Value::as_f64)
                 .filter(|v| v.is_finite())
         };
-        let Some(step) = number("step") else {
+        let Some(step) = number_field("step") else {
             return Err(Error::invalid_at(
                 path,
-                index + 1,
+                number,
                 "missing numeric field \"step\"",
             ));
         };
-        let (loss, validation_loss) = (number("loss"), number("validation_loss"));
+        let (loss, validation_loss) = (number_field("loss"), number_field("validation_loss"));
         if loss.is_some() || validation_loss.is_some() {
             points.push(LogPoint {
                 step,
