@@ -11,17 +11,24 @@ fn recorded() -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixtures().join("parity.json")).unwrap()).unwrap()
 }
 
-fn eval_into(home: &Path, output: &Path) {
+/// `dialora eval --model fixtures/MODEL --data DATA --output OUTPUT`, for more options to be added.
+fn eval_command(home: &Path, model: &str, data: &Path, output: &Path) -> Command {
     let mut command = dialora(home);
     command
         .args(["eval", "--model"])
-        .arg(fixtures().join("t5-gated"))
+        .arg(fixtures().join(model))
+        .arg("--data")
+        .arg(data)
+        .arg("--output")
+        .arg(output);
+    command
+}
+
+fn eval_into(home: &Path, output: &Path) {
+    let mut command = eval_command(home, "t5-gated", &fixtures().join("inputs.jsonl"), output);
+    command
         .arg("--adapter")
         .arg(fixtures().join("adapters/gated-a"))
-        .arg("--data")
-        .arg(fixtures().join("inputs.jsonl"))
-        .arg("--output")
-        .arg(output)
         .args([
             "--max-new-tokens",
             "24",
@@ -167,14 +174,7 @@ fn data_without_references_is_a_clear_error() {
     let home = tempfile::tempdir().unwrap();
     let data = home.path().join("no-summaries.jsonl");
     std::fs::write(&data, "{\"dialogue\": \"#Person1#: Hi.\"}\n").unwrap();
-    let mut command = dialora(home.path());
-    command
-        .args(["eval", "--model"])
-        .arg(fixtures().join("t5-gated"))
-        .arg("--data")
-        .arg(&data)
-        .arg("--output")
-        .arg(home.path().join("out"));
+    let mut command = eval_command(home.path(), "t5-gated", &data, &home.path().join("out"));
     run(&mut command).clear_error(&["no-summaries.jsonl", "summary"]);
     assert!(!home.path().join("out").exists(), "no report is written");
 }
@@ -190,14 +190,13 @@ fn a_training_log_adds_the_loss_curve_and_a_broken_one_is_a_clear_error() {
     .unwrap();
     let output = home.path().join("report");
     let eval = |log: &Path, output: &Path| {
-        let mut command = dialora(home.path());
+        let mut command = eval_command(
+            home.path(),
+            "t5-relu",
+            &fixtures().join("inputs.jsonl"),
+            output,
+        );
         command
-            .args(["eval", "--model"])
-            .arg(fixtures().join("t5-relu"))
-            .arg("--data")
-            .arg(fixtures().join("inputs.jsonl"))
-            .arg("--output")
-            .arg(output)
             .arg("--training-log")
             .arg(log)
             .args(["--max-new-tokens", "4", "--limit", "2"]);
