@@ -1,6 +1,8 @@
 //! Adapter files: PEFT's folder layout (`adapter_config.json` + `adapter_model.safetensors`, PEFT's
-//! key names), read from any PEFT version and written so that `PeftModel.from_pretrained` loads it,
-//! plus the description `dialora adapter inspect` prints. Pickled `.bin` adapters are refused.
+//! key names), read from any PEFT version and written so that `PeftModel.from_pretrained` loads it;
+//! the single-file form for sharing (the same safetensors with the PEFT config and a short card in
+//! its metadata); and the description `dialora adapter inspect` prints. Pickled `.bin` adapters are
+//! refused.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,11 @@ pub const CONFIG_FILE: &str = "adapter_config.json";
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
 const PICKLE_FILE: &str = "adapter_model.bin";
 const KEY_PREFIX: &str = "base_model.model.";
+/// Metadata keys of the single-file form (and of the weights file of folders dialora writes).
+const CONFIG_KEY: &str = "dialora.adapter_config";
+const CARD_KEY: &str = "dialora.card";
+/// The extension dialora gives single-file adapters.
+pub const FILE_EXTENSION: &str = "dlora";
 
 /// An adapter as read from disk, before it is checked against a model.
 pub struct AdapterFiles {
@@ -25,11 +32,16 @@ pub struct AdapterFiles {
     pub weights: Vec<(String, Tensor, Tensor)>,
     /// Size of the weights file in bytes.
     pub bytes: u64,
+    /// The card (JSON) dialora wrote with the adapter, when there is one.
+    pub card: Option<String>,
 }
 
-/// Reads a PEFT adapter folder (or the path of its `adapter_config.json`).
+/// Reads a PEFT adapter folder (or the path of its `adapter_config.json`) or a single-file adapter.
 pub fn read(path: &Path, device: &Device) -> Result<AdapterFiles> {
     let folder = if path.is_file() {
+        if path.file_name().is_some_and(|n| n != CONFIG_FILE) {
+            return read_single_file(path, device);
+        }
         path.parent().unwrap_or(Path::new(".")).to_path_buf()
     } else {
         path.to_path_buf()
@@ -65,11 +77,53 @@ pub fn read(path: &Path, device: &Device) -> Result<AdapterFiles> {
         )
     })?;
     let weights = pair_up(tensors, &weights_path)?;
+    let card = metadata(&bytes).and_then(|mut m| m.remove(CARD_KEY));
     Ok(AdapterFiles {
         folder,
         config,
         weights,
         bytes: bytes.len() as u64,
+        card,
+    })
+}
+
+/// The metadata of a safetensors file's header.
+fn metadata(bytes: &[u8]) -> Option<std::collections::HashMap<String, String>> {
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).ok()?;
+    header.metadata().clone()
+}
+
+fn read_single_file(path: &Path, device: &Device) -> Result<AdapterFiles> {
+    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
+    let not_adapter = || {
+        Error::invalid(
+            path,
+            "not an adapter: expected a PEFT adapter folder or a single-file adapter (.dlora)",
+        )
+    };
+    let mut metadata = metadata(&bytes).ok_or_else(not_adapter)?;
+    let config_text = metadata.remove(CONFIG_KEY).ok_or_else(not_adapter)?;
+    let config: LoraConfig = serde_json::from_str(&config_text).map_err(|e| {
+        Error::invalid(
+            path,
+            format!("the adapter's embedded config is not valid: {e}"),
+        )
+    })?;
+    config
+        .check_supported()
+        .map_err(|m| Error::invalid(path, m))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| {
+        Error::invalid(
+            path,
+            format!("not a readable safetensors file: {}", one_line(&e)),
+        )
+    })?;
+    Ok(AdapterFiles {
+        folder: path.to_path_buf(),
+        config,
+        weights: pair_up(tensors, path)?,
+        bytes: bytes.len() as u64,
+        card: metadata.remove(CARD_KEY),
     })
 }
 
@@ -138,19 +192,40 @@ fn split_lora_key(key: &str) -> Option<(&str, LoraPart)> {
 /// Reads an adapter in any form dialora reads and writes it as a PEFT folder in today's layout.
 pub fn import(source: &Path, folder: &Path) -> Result<()> {
     let files = read(source, &Device::Cpu)?;
-    let weights = files
-        .weights
-        .iter()
-        .map(|(module, a, b)| (module.as_str(), a, b));
-    write_parts(&files.config, weights, folder)
+    write_folder(
+        &files.config,
+        module_weights(&files),
+        files.card.as_deref(),
+        folder,
+    )
 }
 
-fn write_parts<'a>(
+/// Reads an adapter in any form dialora reads and writes it as one shareable file.
+pub fn export(source: &Path, file: &Path) -> Result<()> {
+    let files = read(source, &Device::Cpu)?;
+    let (config_text, tensors) = peft_parts(&files.config, module_weights(&files))?;
+    let mut metadata = BTreeMap::from([
+        ("format".to_string(), "pt".to_string()),
+        (CONFIG_KEY.to_string(), config_text),
+    ]);
+    if let Some(card) = files.card {
+        metadata.insert(CARD_KEY.to_string(), card);
+    }
+    write_atomically(file, &serialize_tensors(&tensors, metadata)?)
+}
+
+fn module_weights(files: &AdapterFiles) -> impl Iterator<Item = (&str, &Tensor, &Tensor)> {
+    files
+        .weights
+        .iter()
+        .map(|(module, a, b)| (module.as_str(), a, b))
+}
+
+/// The config as PEFT writes it (for inference) and the weights under PEFT's key names.
+fn peft_parts<'a>(
     config: &LoraConfig,
     weights: impl Iterator<Item = (&'a str, &'a Tensor, &'a Tensor)>,
-    folder: &Path,
-) -> Result<()> {
-    std::fs::create_dir_all(folder).map_err(|e| Error::file(folder, e))?;
+) -> Result<(String, Vec<(String, Tensor)>)> {
     let mut config = config.clone();
     config.inference_mode = true;
     let json = peft_config_json(&config);
@@ -166,7 +241,23 @@ fn write_parts<'a>(
             b.contiguous()?,
         ));
     }
-    let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
+    Ok((text, tensors))
+}
+
+/// Writes a PEFT adapter folder; `card` (JSON) goes into the weights file's metadata, which PEFT
+/// ignores and `dialora adapter export` carries into the single file.
+pub fn write_folder<'a>(
+    config: &LoraConfig,
+    weights: impl Iterator<Item = (&'a str, &'a Tensor, &'a Tensor)>,
+    card: Option<&str>,
+    folder: &Path,
+) -> Result<()> {
+    std::fs::create_dir_all(folder).map_err(|e| Error::file(folder, e))?;
+    let (text, tensors) = peft_parts(config, weights)?;
+    let mut metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
+    if let Some(card) = card {
+        metadata.insert(CARD_KEY.to_string(), card.to_string());
+    }
     let data = serialize_tensors(&tensors, metadata)?;
     write_atomically(&folder.join(WEIGHTS_FILE), &data)?;
     write_atomically(&folder.join(CONFIG_FILE), text.as_bytes())
@@ -235,6 +326,8 @@ pub struct Description {
     pub bytes: u64,
     /// The modules adapted, grouped by their last name (`q`: 12).
     pub modules_by_name: BTreeMap<String, usize>,
+    /// What dialora recorded when it trained the adapter: base model, data, steps, losses, ROUGE.
+    pub card: Option<serde_json::Value>,
 }
 
 pub fn describe(path: &Path) -> Result<Description> {
@@ -269,6 +362,10 @@ pub fn describe(path: &Path) -> Result<Description> {
         parameters,
         bytes: files.bytes,
         modules_by_name,
+        card: files
+            .card
+            .as_deref()
+            .and_then(|card| serde_json::from_str(card).ok()),
     })
 }
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::data::Dialogue;
 use crate::error::{Error, Result};
+use crate::rng::SplitMix64;
 use crate::rouge::{self, Scores};
 use crate::summarize::{SummarizeSettings, Summarizer};
 use crate::task::{Cancel, Progress, ProgressSink};
@@ -212,20 +213,12 @@ pub fn bootstrap_interval(values: &[f64], samples: usize, seed: u64) -> (f64, f6
     if values.is_empty() || samples == 0 {
         return (0.0, 0.0);
     }
-    let mut state = seed;
-    let mut next = || {
-        // SplitMix64.
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut rng = SplitMix64::new(seed);
     let n = values.len();
     let mut means: Vec<f64> = (0..samples)
         .map(|_| {
             (0..n)
-                .map(|_| values[(next() % n as u64) as usize])
+                .map(|_| values[rng.below(n as u64) as usize])
                 .sum::<f64>()
                 / n as f64
         })

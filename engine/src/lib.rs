@@ -11,10 +11,12 @@ pub mod hub;
 pub mod lora;
 pub mod model;
 pub mod report;
+pub mod rng;
 pub mod rouge;
 pub mod runtime;
 pub mod summarize;
 pub mod task;
 pub mod tokenize;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -230,6 +230,15 @@ impl Linear {
         &self.name
     }
 
+    /// `(out_features, in_features)`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub(crate) fn weight_mut(&mut self) -> &mut Tensor {
+        &mut self.weight
+    }
+
     pub fn out_features(&self) -> usize {
         self.weight.dims()[0]
     }

@@ -5,12 +5,15 @@
 //! first layer of each stack and shared by the others, gated or plain feed-forward, and the tied
 //! embedding variant that scales the decoder output by `d_model^-0.5`.
 
-use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
-use candle_nn::{Embedding, VarBuilder};
+use candle_core::{D, DType, Device, IndexOp, Tensor};
+use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::lora::{Adapter, Linear};
+
+mod backprop;
+pub use backprop::{Dropout, Gradients, Pair, Pass, Tape, Trained};
 
 /// `config.json` of a T5-family checkpoint, with transformers' defaults for absent keys.
 #[derive(Debug, Clone, Deserialize)]
@@ -189,6 +192,8 @@ impl Config {
 struct LayerNorm {
     weight: Tensor,
     eps: f32,
+    /// The weight's name in the checkpoint.
+    name: String,
 }
 
 impl LayerNorm {
@@ -196,6 +201,7 @@ impl LayerNorm {
         Ok(Self {
             weight: vb.get(size, "weight")?,
             eps: eps as f32,
+            name: format!("{}.weight", vb.prefix()),
         })
     }
 
@@ -243,7 +249,10 @@ struct Attention {
     o: Linear,
     num_heads: usize,
     d_kv: usize,
-    relative_attention_bias: Option<Embedding>,
+    /// `(buckets, heads)`, in the first layer of each stack only.
+    relative_attention_bias: Option<Tensor>,
+    /// The module's path (`encoder.block.0.layer.0.SelfAttention`).
+    path: String,
     bidirectional: bool,
     num_buckets: usize,
     max_distance: usize,
@@ -262,11 +271,10 @@ impl Attention {
             Linear::load(vb.pp(name), out, inp, format!("{path}.{name}"))
         };
         let relative_attention_bias = if has_bias {
-            let weight = vb.get(
+            Some(vb.get(
                 (cfg.relative_attention_num_buckets, cfg.num_heads),
                 "relative_attention_bias.weight",
-            )?;
-            Some(Embedding::new(weight, cfg.num_heads))
+            )?)
         } else {
             None
         };
@@ -278,6 +286,7 @@ impl Attention {
             num_heads: cfg.num_heads,
             d_kv: cfg.d_kv,
             relative_attention_bias,
+            path: path.to_string(),
             bidirectional,
             num_buckets: cfg.relative_attention_num_buckets,
             max_distance: cfg.relative_attention_max_distance,
@@ -292,7 +301,7 @@ impl Attention {
         key_len: usize,
         device: &Device,
     ) -> candle_core::Result<Tensor> {
-        let Some(embedding) = &self.relative_attention_bias else {
+        let Some(table) = &self.relative_attention_bias else {
             candle_core::bail!(
                 "position bias requested from a layer without relative_attention_bias"
             )
@@ -309,9 +318,10 @@ impl Attention {
                 })
             })
             .collect();
-        let buckets = Tensor::from_vec(buckets, (query_len, key_len), device)?;
-        embedding
-            .forward(&buckets)?
+        let buckets = Tensor::from_vec(buckets, query_len * key_len, device)?;
+        table
+            .index_select(&buckets, 0)?
+            .reshape((query_len, key_len, self.num_heads))?
             .permute((2, 0, 1))?
             .unsqueeze(0)
     }
@@ -621,7 +631,8 @@ impl Encoded {
 /// A T5-family encoder-decoder with its language-model head.
 #[derive(Debug, Clone)]
 pub struct T5 {
-    shared: Embedding,
+    /// The token embedding `(vocab, d_model)`, also the head when tied.
+    shared: Tensor,
     encoder_blocks: Vec<EncoderBlock>,
     encoder_norm: LayerNorm,
     decoder_blocks: Vec<DecoderBlock>,
@@ -642,10 +653,7 @@ impl T5 {
         .into_iter()
         .find(|name| vb.contains_tensor(name))
         .unwrap_or("shared.weight");
-        let shared = Embedding::new(
-            vb.get((config.vocab_size, config.d_model), shared_name)?,
-            config.d_model,
-        );
+        let shared = vb.get((config.vocab_size, config.d_model), shared_name)?;
         let encoder_blocks = (0..config.num_layers)
             .map(|i| EncoderBlock::load(vb.pp(format!("encoder.block.{i}")), i, config))
             .collect::<candle_core::Result<Vec<_>>>()?;
@@ -745,7 +753,7 @@ impl T5 {
         let packing = Packing::of(attention_mask)?;
         let hidden = match &packing {
             Some(packing) => {
-                let mut hidden = self.shared.forward(&packing.pack(input_ids)?)?;
+                let mut hidden = self.embed(&packing.pack(input_ids)?)?;
                 for block in &self.encoder_blocks {
                     hidden = block.forward(&hidden, &position_bias, Some(packing), adapter)?;
                 }
@@ -753,7 +761,7 @@ impl T5 {
             }
             None => {
                 let bias = position_bias.broadcast_add(&mask)?;
-                let mut hidden = self.shared.forward(input_ids)?;
+                let mut hidden = self.embed(input_ids)?;
                 for block in &self.encoder_blocks {
                     hidden = block.forward(&hidden, &bias, None, adapter)?;
                 }
@@ -822,7 +830,7 @@ impl T5 {
         if new > 1 {
             self_bias = self_bias.broadcast_add(&causal_mask(start, new, total, &self.device)?)?;
         }
-        let mut hidden = self.shared.forward(tokens)?;
+        let mut hidden = self.embed(tokens)?;
         for (block, cache) in self.decoder_blocks.iter().zip(state.layers.iter_mut()) {
             let attention = &block.self_attention;
             let normed = block.self_attention_norm.forward(&hidden)?;
@@ -857,15 +865,21 @@ impl T5 {
         self.lm_logits(&hidden, adapter)
     }
 
+    /// Token embeddings of `ids (batch, len)`: `(batch, len, d_model)`.
+    fn embed(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, len) = ids.dims2()?;
+        self.shared
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, len, self.config.d_model))
+    }
+
     fn lm_logits(&self, hidden: &Tensor, adapter: Option<&Adapter>) -> Result<Tensor> {
         match &self.lm_head {
             Some(head) => head.forward(hidden, adapter),
             None => {
                 let scaled = (hidden * (self.config.d_model as f64).powf(-0.5))?;
                 let (b, s, d) = scaled.dims3()?;
-                let logits = scaled
-                    .reshape((b * s, d))?
-                    .matmul(&self.shared.embeddings().t()?)?;
+                let logits = scaled.reshape((b * s, d))?.matmul(&self.shared.t()?)?;
                 Ok(logits.reshape((b, s, self.config.vocab_size))?)
             }
         }

@@ -1,0 +1,297 @@
+//! Training checkpoints and the run's output folder: one safetensors file holding the trained
+//! weights, AdamW's moments, the step, the dropout generator and a fingerprint of what decides the
+//! loss curve (settings, model, tokenized data), written atomically, so that `--resume` continues
+//! exactly where the run stopped and refuses a checkpoint made with other settings.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::optimizer::{AdamW, Moments};
+use super::{TrainSettings, visit_adapter_mut};
+use crate::adapter::serialize_tensors;
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomically;
+use crate::lora::Adapter;
+use crate::model::ModelFiles;
+use crate::model::t5::{Pair, T5};
+use crate::rng::SplitMix64;
+
+const FILE: &str = "training-checkpoint.safetensors";
+const STATE_KEY: &str = "dialora.training_state";
+
+/// Where a run stands.
+#[derive(Debug, Clone)]
+pub(super) struct Checkpoint {
+    pub step: usize,
+    pub elapsed_s: f64,
+    pub rng: SplitMix64,
+    pub optimizer: AdamW,
+    pub fingerprint: serde_json::Value,
+    pub last_loss: Option<f64>,
+    pub last_validation_loss: Option<f64>,
+}
+
+/// The part of a checkpoint that is not tensors.
+#[derive(Serialize, Deserialize)]
+struct State {
+    step: usize,
+    elapsed_s: f64,
+    rng: SplitMix64,
+    optimizer_steps: u64,
+    fingerprint: serde_json::Value,
+    last_loss: Option<f64>,
+    last_validation_loss: Option<f64>,
+}
+
+pub(super) fn exists(output: &Path) -> bool {
+    output.join(FILE).is_file()
+}
+
+/// Checks that `output` can take this run and creates it; clears temporary files a crash left.
+pub(super) fn prepare_output(
+    output: &Path,
+    resume: bool,
+    overwrite: bool,
+    full: bool,
+) -> Result<()> {
+    if output.exists() && !output.is_dir() {
+        return Err(Error::file(
+            output,
+            "--output must be a folder, and this is a file",
+        ));
+    }
+    let unfinished = exists(output);
+    if resume && !unfinished {
+        return Err(Error::file(
+            output,
+            "nothing to resume: no training checkpoint here",
+        ));
+    }
+    if !resume && unfinished && !overwrite {
+        return Err(Error::file(
+            output,
+            "holds an unfinished training run: add --resume to continue it, or --overwrite to start over",
+        ));
+    }
+    let product = if full {
+        "model.safetensors"
+    } else {
+        crate::adapter::CONFIG_FILE
+    };
+    if !resume && !overwrite && output.join(product).exists() {
+        return Err(Error::file(
+            output,
+            "already holds a trained result: choose another --output, or add --overwrite to replace it",
+        ));
+    }
+    std::fs::create_dir_all(output).map_err(|e| Error::file(output, e))?;
+    let entries = std::fs::read_dir(output).map_err(|e| Error::file(output, e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// What must be equal for a resumed run to continue the same loss curve.
+pub(super) fn fingerprint(
+    settings: &TrainSettings,
+    model: &str,
+    pairs: &[Pair],
+    init_adapter: Option<&Path>,
+) -> serde_json::Value {
+    let mut settings = settings.clone();
+    settings.eval_every = None;
+    settings.checkpoint_every = None;
+    // FNV-1a over the tokenized data: the same files and tokenizer give the same number.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for pair in pairs {
+        for &id in pair
+            .source
+            .iter()
+            .chain([u32::MAX].iter())
+            .chain(&pair.target)
+        {
+            for byte in id.to_le_bytes() {
+                hash = (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    serde_json::json!({
+        "settings": settings,
+        "model": model,
+        "data": format!("{hash:016x}"),
+        "init_adapter": init_adapter.map(|p| p.display().to_string()),
+    })
+}
+
+/// Names and tensors of what is trained.
+fn trained_weights(t5: &T5, adapter: Option<&Adapter>) -> Vec<(String, Tensor)> {
+    match adapter {
+        Some(adapter) => {
+            let mut copy = adapter.clone();
+            let mut named = Vec::new();
+            visit_adapter_mut(&mut copy, &mut |name, tensor| {
+                named.push((name.to_string(), tensor.clone()))
+            });
+            named
+        }
+        None => t5.named_weights(),
+    }
+}
+
+pub(super) fn save(
+    output: &Path,
+    checkpoint: &Checkpoint,
+    t5: &T5,
+    adapter: Option<&Adapter>,
+) -> Result<()> {
+    let mut tensors = Vec::new();
+    for (name, tensor) in trained_weights(t5, adapter) {
+        if let Some(moments) = checkpoint.optimizer.moments.get(&name) {
+            let shape = tensor.shape().clone();
+            for (kind, values) in [("first", &moments.first), ("second", &moments.second)] {
+                let moment = Tensor::from_slice(values, &shape, &Device::Cpu)?;
+                tensors.push((format!("{kind}/{name}"), moment));
+            }
+        }
+        tensors.push((format!("weight/{name}"), tensor));
+    }
+    let state = State {
+        step: checkpoint.step,
+        elapsed_s: checkpoint.elapsed_s,
+        rng: checkpoint.rng,
+        optimizer_steps: checkpoint.optimizer.steps,
+        fingerprint: checkpoint.fingerprint.clone(),
+        last_loss: checkpoint.last_loss,
+        last_validation_loss: checkpoint.last_validation_loss,
+    };
+    let state = serde_json::to_string(&state).map_err(|e| Error::settings(e.to_string()))?;
+    let metadata = BTreeMap::from([(STATE_KEY.to_string(), state)]);
+    write_atomically(&output.join(FILE), &serialize_tensors(&tensors, metadata)?)
+}
+
+/// The first setting in which two fingerprints differ.
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+            x.keys().chain(y.keys()).find_map(|key| {
+                let null = serde_json::Value::Null;
+                let inner = if path.is_empty() || path == "settings" {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                first_difference(
+                    x.get(key).unwrap_or(&null),
+                    y.get(key).unwrap_or(&null),
+                    &inner,
+                )
+            })
+        }
+        _ if a == b => None,
+        _ => Some(path.to_string()),
+    }
+}
+
+/// Restores the trained weights and optimizer state of the checkpoint in `output` into `t5` or
+/// `adapter`, after checking that it was made with the settings of `fresh`.
+pub(super) fn restore(
+    output: &Path,
+    fresh: Checkpoint,
+    t5: &mut T5,
+    adapter: Option<&mut Adapter>,
+) -> Result<Checkpoint> {
+    let path = output.join(FILE);
+    let bytes = std::fs::read(&path).map_err(|e| Error::file(&path, e))?;
+    let unreadable =
+        |what: &str| Error::invalid(&path, format!("not a usable training checkpoint: {what}"));
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| unreadable(&e.to_string()))?;
+    let state_text = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(STATE_KEY))
+        .ok_or_else(|| unreadable("no training state"))?;
+    let state: State = serde_json::from_str(state_text).map_err(|e| unreadable(&e.to_string()))?;
+    if let Some(setting) = first_difference(&state.fingerprint, &fresh.fingerprint, "") {
+        return Err(Error::settings(format!(
+            "cannot resume: the checkpoint in {} was made with a different {setting}; use the same settings and data, or add --overwrite to start over",
+            output.display()
+        )));
+    }
+    let mut tensors: HashMap<String, Tensor> =
+        candle_core::safetensors::load_buffer(&bytes, t5.device())
+            .map_err(|e| unreadable(&e.to_string()))?;
+    let mut optimizer = fresh.optimizer;
+    optimizer.steps = state.optimizer_steps;
+    let mut missing = None;
+    let mut restore_one = |name: &str, tensor: &mut Tensor| {
+        match tensors.remove(&format!("weight/{name}")) {
+            Some(saved) if saved.shape() == tensor.shape() => *tensor = saved,
+            _ => missing = Some(name.to_string()),
+        }
+        let moment = |kind: &str, tensors: &mut HashMap<String, Tensor>| {
+            tensors
+                .remove(&format!("{kind}/{name}"))
+                .and_then(|t| t.flatten_all().ok()?.to_vec1::<f32>().ok())
+        };
+        if let (Some(first), Some(second)) = (
+            moment("first", &mut tensors),
+            moment("second", &mut tensors),
+        ) {
+            optimizer
+                .moments
+                .insert(name.to_string(), Moments { first, second });
+        }
+    };
+    match adapter {
+        Some(adapter) => visit_adapter_mut(adapter, &mut restore_one),
+        None => t5.visit_weights_mut(&mut restore_one),
+    }
+    if let Some(name) = missing {
+        return Err(unreadable(&format!(
+            "weight \"{name}\" is missing or has another shape"
+        )));
+    }
+    Ok(Checkpoint {
+        step: state.step,
+        elapsed_s: state.elapsed_s,
+        rng: state.rng,
+        optimizer,
+        fingerprint: fresh.fingerprint,
+        last_loss: state.last_loss,
+        last_validation_loss: state.last_validation_loss,
+    })
+}
+
+/// Removes the checkpoint of a finished run.
+pub(super) fn remove(output: &Path) -> Result<()> {
+    let path = output.join(FILE);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::file(&path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a fully fine-tuned model as a model folder: weights, config and tokenizer files.
+pub(super) fn write_model(t5: &T5, files: &ModelFiles, output: &Path) -> Result<()> {
+    let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
+    let weights = serialize_tensors(&t5.named_weights(), metadata)?;
+    write_atomically(&output.join("model.safetensors"), &weights)?;
+    let tokenizer_config = files.tokenizer.with_file_name("tokenizer_config.json");
+    for source in [&files.config, &files.tokenizer, &tokenizer_config] {
+        if !source.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(source).map_err(|e| Error::file(source, e))?;
+        let name = source.file_name().unwrap_or_default();
+        write_atomically(&output.join(name), &bytes)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,630 @@
+//! Training: LoRA (or full fine-tuning) of a T5 on dialogues with their summaries, the way PEFT and
+//! transformers' Trainer do it: batches of examples without padding, the loss averaged over the
+//! real target tokens of an optimizer step (across gradient accumulation), AdamW, clipping,
+//! warm-up and decay, dropout, seeded shuffling per epoch; a JSON-able event per step; checkpoints
+//! that a resumed run continues exactly; and the trained adapter or model written atomically.
+
+mod checkpoint;
+pub mod optimizer;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::adapter;
+use crate::data::Dialogue;
+use crate::error::{Error, Result};
+use crate::lora::{Adapter, LoraConfig, TargetModules};
+use crate::model::t5::{Dropout, Gradients, Pair, T5, Trained};
+use crate::model::{LoadedModel, ModelFiles};
+use crate::rng::SplitMix64;
+use crate::summarize::DEFAULT_PROMPT;
+use crate::task::Cancel;
+use checkpoint::Checkpoint;
+pub use optimizer::Schedule;
+use optimizer::{AdamW, clip_factor};
+
+/// Everything that decides how a run learns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    /// Train every weight instead of a LoRA adapter.
+    pub full: bool,
+    pub rank: usize,
+    pub alpha: f64,
+    /// Dropout on the LoRA path.
+    pub lora_dropout: f64,
+    /// Module names (`q`, `v`, `wi_0`, `lm_head` ...) as PEFT's `target_modules`.
+    pub targets: Vec<String>,
+    pub use_rslora: bool,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    pub gradient_accumulation: usize,
+    pub epochs: usize,
+    /// Stops after this many optimizer steps (overrides `epochs`).
+    pub max_steps: Option<usize>,
+    pub warmup_steps: usize,
+    pub schedule: Schedule,
+    /// Clips the global gradient norm to this (0: no clipping).
+    pub max_grad_norm: f64,
+    pub seed: u64,
+    pub shuffle: bool,
+    pub max_source_length: usize,
+    pub max_target_length: usize,
+    /// The model's own dropout; `None` keeps the checkpoint's `dropout_rate`.
+    pub model_dropout: Option<f64>,
+    pub prompt_template: String,
+    /// Validation loss every this many steps (and at the end).
+    pub eval_every: Option<usize>,
+    /// A checkpoint every this many steps (and on cancel).
+    pub checkpoint_every: Option<usize>,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            full: false,
+            rank: 32,
+            alpha: 32.0,
+            lora_dropout: 0.05,
+            targets: vec!["q".into(), "v".into()],
+            use_rslora: false,
+            learning_rate: 1e-3,
+            weight_decay: 0.01,
+            batch_size: 8,
+            gradient_accumulation: 1,
+            epochs: 1,
+            max_steps: None,
+            warmup_steps: 0,
+            schedule: Schedule::Linear,
+            max_grad_norm: 1.0,
+            seed: 42,
+            shuffle: true,
+            max_source_length: 512,
+            max_target_length: 128,
+            model_dropout: None,
+            prompt_template: DEFAULT_PROMPT.to_string(),
+            eval_every: None,
+            checkpoint_every: None,
+        }
+    }
+}
+
+impl TrainSettings {
+    /// Refuses settings that cannot train, naming the option.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |message: &str| Err(Error::settings(message));
+        if !self.full && self.rank == 0 {
+            return fail("--rank must be at least 1");
+        }
+        if !(self.full || self.alpha > 0.0 && self.alpha.is_finite()) {
+            return fail("--alpha must be a positive number");
+        }
+        if !(0.0..1.0).contains(&self.lora_dropout) {
+            return fail("--dropout must be at least 0 and below 1");
+        }
+        if self.model_dropout.is_some_and(|p| !(0.0..1.0).contains(&p)) {
+            return fail("--model-dropout must be at least 0 and below 1");
+        }
+        if !self.full && self.targets.is_empty() {
+            return fail(
+                "--targets must name at least one module (q, k, v, o, wi, wi_0, wi_1, wo, lm_head)",
+            );
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return fail("--learning-rate must be a positive number");
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return fail("--weight-decay must be 0 or more");
+        }
+        if self.batch_size == 0 {
+            return fail("--batch-size must be at least 1");
+        }
+        if self.gradient_accumulation == 0 {
+            return fail("--gradient-accumulation must be at least 1");
+        }
+        if self.epochs == 0 && self.max_steps.is_none() {
+            return fail("--epochs must be at least 1");
+        }
+        if self.max_steps == Some(0) {
+            return fail("--max-steps must be at least 1");
+        }
+        if !(self.max_grad_norm >= 0.0 && self.max_grad_norm.is_finite()) {
+            return fail("--max-grad-norm must be 0 (no clipping) or more");
+        }
+        if self.max_source_length < 2 || self.max_target_length < 2 {
+            return fail("--max-source-length and --max-target-length must be at least 2");
+        }
+        if !self.prompt_template.contains("{dialogue}") {
+            return fail("--prompt-template must contain {dialogue}");
+        }
+        if self.eval_every == Some(0) || self.checkpoint_every == Some(0) {
+            return fail("--eval-every and --checkpoint-every must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn examples_per_step(&self) -> usize {
+        self.batch_size * self.gradient_accumulation
+    }
+}
+
+/// A data set as the trainer takes it: where it came from (for messages and the adapter's card) and
+/// its dialogues.
+pub struct TrainData {
+    pub source: PathBuf,
+    pub dialogues: Vec<Dialogue>,
+}
+
+/// What to train and where to put it.
+pub struct TrainRequest<'a> {
+    pub model: &'a mut LoadedModel,
+    pub model_files: &'a ModelFiles,
+    pub train: &'a TrainData,
+    pub validation: Option<&'a TrainData>,
+    /// An adapter to continue training (its configuration replaces rank, alpha and targets).
+    pub init_adapter: Option<PathBuf>,
+    /// The adapter folder (or, with `full`, the model folder) to write.
+    pub output: PathBuf,
+    pub resume: bool,
+    /// Replace what `output` holds instead of refusing.
+    pub overwrite: bool,
+    pub settings: TrainSettings,
+}
+
+/// One optimizer step, as the log and the app's loss plot receive it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// 1-based.
+    pub step: usize,
+    /// Mean token cross-entropy of the step's examples.
+    pub loss: f64,
+    pub learning_rate: f64,
+    pub tokens_per_s: f64,
+    pub elapsed_s: f64,
+    pub eta_s: f64,
+    /// Epochs done, fractional.
+    pub epoch: f64,
+    pub grad_norm: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_loss: Option<f64>,
+}
+
+/// What a run reports while it works.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum TrainEvent {
+    Started {
+        /// The step the run starts from (0, or the checkpoint's when resuming).
+        first_step: usize,
+        total_steps: usize,
+        examples: usize,
+        trainable_parameters: usize,
+    },
+    Warning {
+        message: String,
+    },
+    Step(StepRecord),
+    Checkpoint {
+        step: usize,
+    },
+}
+
+/// How a finished run ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainSummary {
+    pub steps: usize,
+    pub train_loss: f64,
+    pub validation_loss: Option<f64>,
+    pub output: PathBuf,
+}
+
+/// A tokenized data set.
+struct Examples {
+    pairs: Vec<Pair>,
+    truncated_sources: usize,
+    truncated_targets: usize,
+}
+
+fn tokenize(model: &LoadedModel, data: &TrainData, settings: &TrainSettings) -> Result<Examples> {
+    let mut pairs = Vec::with_capacity(data.dialogues.len());
+    let (mut truncated_sources, mut truncated_targets) = (0, 0);
+    for dialogue in &data.dialogues {
+        let Some(summary) = dialogue.summaries.first() else {
+            continue;
+        };
+        let prompt = settings
+            .prompt_template
+            .replace("{dialogue}", &dialogue.dialogue);
+        let source = model
+            .tokenizer
+            .encode(&prompt, settings.max_source_length)?;
+        let target = model
+            .tokenizer
+            .encode(summary, settings.max_target_length)?;
+        truncated_sources += usize::from(source.truncated);
+        truncated_targets += usize::from(target.truncated);
+        if target.ids.is_empty() {
+            continue;
+        }
+        pairs.push(Pair {
+            source: source.ids,
+            target: target.ids,
+        });
+    }
+    if pairs.is_empty() {
+        return Err(Error::invalid(
+            &data.source,
+            "no dialogue has a summary: training needs a \"summary\" for each dialogue",
+        ));
+    }
+    Ok(Examples {
+        pairs,
+        truncated_sources,
+        truncated_targets,
+    })
+}
+
+/// A fresh adapter as PEFT initialises one: A uniform in ±1/sqrt(in_features) (Kaiming with
+/// a = sqrt(5)), B zero, so that training starts from the base model exactly.
+fn new_adapter(t5: &T5, settings: &TrainSettings, base_model: &str) -> Result<Adapter> {
+    let shapes = t5.linear_shapes();
+    let last_names: std::collections::BTreeSet<&str> = shapes
+        .iter()
+        .map(|(name, _, _)| name.rsplit('.').next().unwrap_or(name))
+        .collect();
+    for target in &settings.targets {
+        if !last_names.contains(target.as_str()) {
+            return Err(Error::settings(format!(
+                "--targets: this model has no module \"{target}\"; it has {}",
+                last_names.iter().copied().collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    let config = LoraConfig {
+        peft_type: "LORA".into(),
+        task_type: Some("SEQ_2_SEQ_LM".into()),
+        base_model_name_or_path: Some(base_model.to_string()),
+        r: settings.rank,
+        lora_alpha: settings.alpha,
+        lora_dropout: settings.lora_dropout,
+        target_modules: Some(TargetModules::Names(settings.targets.clone())),
+        use_rslora: settings.use_rslora,
+        rank_pattern: Default::default(),
+        alpha_pattern: Default::default(),
+        bias: "none".into(),
+        fan_in_fan_out: false,
+        use_dora: false,
+        modules_to_save: None,
+        inference_mode: false,
+    };
+    let targets = config
+        .target_modules
+        .clone()
+        .unwrap_or(TargetModules::Names(vec![]));
+    let mut rng = SplitMix64::new(settings.seed ^ 0x4C6F_5241);
+    let device = t5.device();
+    let mut weights = Vec::new();
+    for (name, out_features, in_features) in &shapes {
+        if !targets.matches(name) {
+            continue;
+        }
+        let bound = 1.0 / (*in_features as f32).sqrt();
+        let a: Vec<f32> = (0..settings.rank * in_features)
+            .map(|_| (rng.next_f32() * 2.0 - 1.0) * bound)
+            .collect();
+        weights.push((
+            name.clone(),
+            Tensor::from_vec(a, (settings.rank, *in_features), device)?,
+            Tensor::zeros(
+                (*out_features, settings.rank),
+                candle_core::DType::F32,
+                device,
+            )?,
+        ));
+    }
+    Adapter::new(config, weights, &shapes)
+}
+
+/// Calls `visit` with the name (as gradients name it) and storage of every adapter weight.
+fn visit_adapter_mut(adapter: &mut Adapter, visit: &mut dyn FnMut(&str, &mut Tensor)) {
+    for (module, lora) in adapter.layers.iter_mut() {
+        visit(&format!("{module}.lora_A.weight"), &mut lora.a);
+        visit(&format!("{module}.lora_B.weight"), &mut lora.b);
+    }
+}
+
+/// The order in which epoch `epoch` visits the examples.
+fn epoch_order(count: usize, epoch: usize, settings: &TrainSettings) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..count).collect();
+    if settings.shuffle {
+        let seed = settings
+            .seed
+            .wrapping_mul(0x9E37_79B9)
+            .wrapping_add(epoch as u64);
+        SplitMix64::new(seed).shuffle(&mut order);
+    }
+    order
+}
+
+/// The mean token loss of `pairs` without dropout.
+fn mean_loss(
+    t5: &T5,
+    pairs: &[Pair],
+    adapter: Option<&Adapter>,
+    batch: usize,
+    cancel: &Cancel,
+) -> Result<f64> {
+    let (mut sum, mut tokens) = (0.0, 0usize);
+    for chunk in pairs.chunks(batch) {
+        cancel.check()?;
+        let refs: Vec<&Pair> = chunk.iter().collect();
+        let pass = t5.training_forward(&refs, adapter, &mut None)?;
+        sum += pass.loss_sum;
+        tokens += pass.target_tokens;
+    }
+    Ok(sum / tokens.max(1) as f64)
+}
+
+/// Runs a training request to the end, or until `cancel` (then a checkpoint is written and
+/// [`Error::Cancelled`] returned).
+pub fn train(
+    request: TrainRequest,
+    cancel: &Cancel,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<TrainSummary> {
+    let settings = &request.settings;
+    settings.validate()?;
+    let examples = tokenize(request.model, request.train, settings)?;
+    let count = examples.pairs.len();
+    if settings.batch_size > count {
+        return Err(Error::settings(format!(
+            "--batch-size {} is larger than the {count} training examples in {}",
+            settings.batch_size,
+            request.train.source.display()
+        )));
+    }
+    let validation = match request.validation {
+        Some(data) => Some(tokenize(request.model, data, settings)?.pairs),
+        None => None,
+    };
+    let init_adapter = match &request.init_adapter {
+        Some(path) if !settings.full => {
+            let files = adapter::read(path, request.model.t5.device())?;
+            Some(Adapter::new(
+                files.config,
+                files.weights,
+                &request.model.t5.linear_shapes(),
+            )?)
+        }
+        Some(_) => {
+            return Err(Error::settings(
+                "--init-adapter cannot be combined with --full",
+            ));
+        }
+        None => None,
+    };
+    let output = &request.output;
+    checkpoint::prepare_output(output, request.resume, request.overwrite, settings.full)?;
+
+    let steps_per_epoch = count.div_ceil(settings.examples_per_step());
+    let total_steps = settings
+        .max_steps
+        .unwrap_or(steps_per_epoch * settings.epochs);
+    let trained = if settings.full {
+        Trained::Everything
+    } else {
+        Trained::Adapter
+    };
+    let t5 = &mut request.model.t5;
+    let mut adapter = match (settings.full, init_adapter) {
+        (true, _) => None,
+        (false, Some(adapter)) => Some(adapter),
+        (false, None) => Some(new_adapter(t5, settings, &request.model.name)?),
+    };
+    for (count, what) in [
+        (
+            examples.truncated_sources,
+            "dialogues were cut to --max-source-length",
+        ),
+        (
+            examples.truncated_targets,
+            "summaries were cut to --max-target-length",
+        ),
+    ] {
+        if count > 0 {
+            on_event(TrainEvent::Warning {
+                message: format!("{count} {what}"),
+            });
+        }
+    }
+
+    let fingerprint = checkpoint::fingerprint(
+        settings,
+        &request.model.name,
+        &examples.pairs,
+        request.init_adapter.as_deref(),
+    );
+    let model_dropout = settings.model_dropout.unwrap_or(t5.config().dropout_rate);
+    let mut state = Checkpoint {
+        step: 0,
+        elapsed_s: 0.0,
+        rng: SplitMix64::new(settings.seed ^ 0x4472_6F70),
+        optimizer: AdamW::new(settings.weight_decay),
+        fingerprint,
+        last_loss: None,
+        last_validation_loss: None,
+    };
+    if request.resume {
+        state = checkpoint::restore(output, state, t5, adapter.as_mut())?;
+    }
+    let trainable_parameters = match &adapter {
+        Some(adapter) => adapter
+            .layers
+            .values()
+            .map(|l| l.a.elem_count() + l.b.elem_count())
+            .sum(),
+        None => t5.named_weights().iter().map(|(_, w)| w.elem_count()).sum(),
+    };
+    on_event(TrainEvent::Started {
+        first_step: state.step,
+        total_steps,
+        examples: count,
+        trainable_parameters,
+    });
+
+    let started = Instant::now();
+    let elapsed_before = state.elapsed_s;
+    let first_step = state.step;
+    let mut tokens_seen = 0usize;
+    let mut order_epoch = usize::MAX;
+    let mut order = Vec::new();
+    while state.step < total_steps {
+        let step = state.step;
+        let epoch = step / steps_per_epoch;
+        if epoch != order_epoch {
+            order = epoch_order(count, epoch, settings);
+            order_epoch = epoch;
+        }
+        let first = (step % steps_per_epoch) * settings.examples_per_step();
+        let group: Vec<&Pair> = order[first..(first + settings.examples_per_step()).min(count)]
+            .iter()
+            .map(|&i| &examples.pairs[i])
+            .collect();
+        let group_targets: usize = group.iter().map(|p| p.target.len()).sum();
+
+        let mut dropout = Some(Dropout {
+            model_rate: model_dropout,
+            rng: state.rng,
+        });
+        let mut gradients = Gradients::default();
+        let mut loss_sum = 0.0;
+        for micro_batch in group.chunks(settings.batch_size) {
+            if cancel.is_cancelled() {
+                checkpoint::save(output, &state, t5, adapter.as_ref())?;
+                on_event(TrainEvent::Checkpoint { step: state.step });
+                return Err(Error::Cancelled);
+            }
+            let pass = t5.training_forward(micro_batch, adapter.as_ref(), &mut dropout)?;
+            loss_sum += pass.loss_sum;
+            tokens_seen += pass.source_tokens + pass.target_tokens;
+            gradients.accumulate(t5.backward(
+                pass.tape,
+                adapter.as_ref(),
+                trained,
+                1.0 / group_targets as f64,
+            )?)?;
+        }
+        let loss = loss_sum / group_targets as f64;
+        let (clip, grad_norm) = clip_factor(&gradients, settings.max_grad_norm)?;
+        if !loss.is_finite() || !grad_norm.is_finite() {
+            let kept = if state.step > 0 && checkpoint::exists(output) {
+                format!(
+                    "; the last good checkpoint (step {}) is kept in {}",
+                    state.step,
+                    output.display()
+                )
+            } else {
+                String::new()
+            };
+            return Err(Error::settings(format!(
+                "training diverged at step {}: the loss is {loss} (try a lower --learning-rate){kept}",
+                step + 1
+            )));
+        }
+        let learning_rate = settings.learning_rate
+            * settings
+                .schedule
+                .factor(step, settings.warmup_steps, total_steps);
+        match adapter.as_mut() {
+            Some(adapter) => state
+                .optimizer
+                .step(&gradients, clip, learning_rate, |visit| {
+                    visit_adapter_mut(adapter, visit)
+                })?,
+            None => state
+                .optimizer
+                .step(&gradients, clip, learning_rate, |visit| {
+                    t5.visit_weights_mut(visit)
+                })?,
+        }
+        if let Some(dropout) = dropout {
+            state.rng = dropout.rng;
+        }
+        state.step += 1;
+        state.last_loss = Some(loss);
+
+        let done = state.step;
+        let validation_loss = match &validation {
+            Some(pairs)
+                if settings.eval_every.is_some_and(|n| done.is_multiple_of(n)) || done == total_steps =>
+            {
+                let value = mean_loss(t5, pairs, adapter.as_ref(), settings.batch_size, cancel)?;
+                state.last_validation_loss = Some(value);
+                Some(value)
+            }
+            _ => None,
+        };
+        let session = started.elapsed().as_secs_f64();
+        state.elapsed_s = elapsed_before + session;
+        let per_step = session / (done - first_step) as f64;
+        on_event(TrainEvent::Step(StepRecord {
+            step: done,
+            loss,
+            learning_rate,
+            tokens_per_s: tokens_seen as f64 / session.max(1e-9),
+            elapsed_s: state.elapsed_s,
+            eta_s: per_step * (total_steps - done) as f64,
+            epoch: done as f64 / steps_per_epoch as f64,
+            grad_norm,
+            validation_loss,
+        }));
+        if settings.checkpoint_every.is_some_and(|n| done.is_multiple_of(n)) && done < total_steps {
+            checkpoint::save(output, &state, t5, adapter.as_ref())?;
+            on_event(TrainEvent::Checkpoint { step: done });
+        }
+    }
+
+    let card = Card {
+        base_model: request.model.name.clone(),
+        data: request.train.source.display().to_string(),
+        steps: state.step,
+        train_loss: state.last_loss,
+        validation_loss: state.last_validation_loss,
+        rouge: None,
+    };
+    match &adapter {
+        Some(adapter) => write_adapter(adapter, &card, output)?,
+        None => checkpoint::write_model(t5, request.model_files, output)?,
+    }
+    checkpoint::remove(output)?;
+    Ok(TrainSummary {
+        steps: state.step,
+        train_loss: state.last_loss.unwrap_or(f64::NAN),
+        validation_loss: state.last_validation_loss,
+        output: output.clone(),
+    })
+}
+
+/// The short description an adapter carries for whoever receives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Card {
+    pub base_model: String,
+    pub data: String,
+    pub steps: usize,
+    pub train_loss: Option<f64>,
+    pub validation_loss: Option<f64>,
+    /// ROUGE-1/2/L/Lsum when an evaluation has been recorded.
+    pub rouge: Option<serde_json::Value>,
+}
+
+fn write_adapter(adapter: &Adapter, card: &Card, folder: &Path) -> Result<()> {
+    let weights = adapter
+        .layers
+        .iter()
+        .map(|(module, lora)| (module.as_str(), &lora.a, &lora.b));
+    let card = serde_json::to_string(card).map_err(|e| Error::settings(e.to_string()))?;
+    adapter::write_folder(&adapter.config, weights, Some(&card), folder)
+}

@@ -1,0 +1,162 @@
+//! Training parity with PyTorch + PEFT, against the runs recorded by
+//! `fixtures/make_training_fixtures.py`: per-step losses within 1e-3 relative and final LoRA weights
+//! within 1e-4, for a constant and a warmed-up linear schedule, for gradient accumulation against a
+//! batch twice as large, and for full fine-tuning of both T5 families.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use dialora_engine::adapter;
+use dialora_engine::data::read_jsonl;
+use dialora_engine::model::{LoadedModel, ModelFiles};
+use dialora_engine::task::Cancel;
+use dialora_engine::train::{Schedule, TrainData, TrainEvent, TrainRequest, TrainSettings, train};
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+fn reference() -> Value {
+    let text = std::fs::read_to_string(fixtures().join("training.json")).expect("training.json");
+    serde_json::from_str(&text).expect("training.json is JSON")
+}
+
+/// Runs dialora's trainer as the reference run `name` was made, with `batch_size` examples per
+/// micro-batch and `accumulation` micro-batches per step; returns the step losses and the output.
+fn run_like_reference(name: &str, batch_size: usize, accumulation: usize) -> (Vec<f64>, PathBuf) {
+    let reference = reference();
+    let run = &reference["runs"][name];
+    let model_name = run["model"].as_str().unwrap();
+    let files = ModelFiles::in_folder(&fixtures().join(model_name)).unwrap();
+    let mut model = LoadedModel::load(&files, model_name, &Device::Cpu).unwrap();
+    let data = TrainData {
+        source: fixtures().join("train.jsonl"),
+        dialogues: read_jsonl(&fixtures().join("train.jsonl")).unwrap(),
+    };
+    let full = run["full"].as_bool().unwrap();
+    let settings = TrainSettings {
+        full,
+        learning_rate: reference["learning_rate"].as_f64().unwrap(),
+        weight_decay: reference["weight_decay"].as_f64().unwrap(),
+        max_grad_norm: reference["max_grad_norm"].as_f64().unwrap(),
+        batch_size,
+        gradient_accumulation: accumulation,
+        max_steps: Some(run["steps"].as_u64().unwrap() as usize),
+        warmup_steps: run["warmup"].as_u64().unwrap() as usize,
+        schedule: match run["schedule"].as_str().unwrap() {
+            "constant" => Schedule::Constant,
+            "linear" => Schedule::Linear,
+            _ => Schedule::Cosine,
+        },
+        shuffle: false,
+        model_dropout: Some(0.0),
+        max_source_length: reference["max_source_length"].as_u64().unwrap() as usize,
+        max_target_length: reference["max_target_length"].as_u64().unwrap() as usize,
+        ..TrainSettings::default()
+    };
+    let output = tempfile::tempdir().unwrap().keep().join("out");
+    let request = TrainRequest {
+        model: &mut model,
+        model_files: &files,
+        train: &data,
+        validation: None,
+        init_adapter: (!full).then(|| fixtures().join("adapters/train-init")),
+        output: output.clone(),
+        resume: false,
+        overwrite: false,
+        settings,
+    };
+    let mut losses = Vec::new();
+    train(request, &Cancel::new(), &mut |event| {
+        if let TrainEvent::Step(record) = event {
+            losses.push(record.loss);
+        }
+    })
+    .expect("training runs");
+    (losses, output)
+}
+
+fn assert_losses_match(name: &str, losses: &[f64]) {
+    let expected: Vec<f64> = reference()["runs"][name]["losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(losses.len(), expected.len(), "{name}: number of steps");
+    for (step, (got, want)) in losses.iter().zip(&expected).enumerate() {
+        let relative = (got - want).abs() / want.abs();
+        assert!(
+            relative < 1e-3,
+            "{name} step {}: loss {got} vs PyTorch {want} (relative {relative:e})",
+            step + 1
+        );
+    }
+}
+
+fn assert_weights_match(name: &str, output: &Path) {
+    let expected: HashMap<String, Tensor> =
+        candle_core::safetensors::load(fixtures().join("training.safetensors"), &Device::Cpu)
+            .unwrap();
+    let trained = adapter::read(output, &Device::Cpu).expect("the trained adapter reads back");
+    let mut compared = 0;
+    for (module, a, b) in &trained.weights {
+        for (part, tensor) in [("lora_A", a), ("lora_B", b)] {
+            let want = &expected[&format!("{name}/{module}.{part}.weight")];
+            let difference = (tensor - want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                difference < 1e-4,
+                "{name}: {module}.{part} differs by {difference}"
+            );
+            compared += 1;
+        }
+    }
+    let expected_count = expected
+        .keys()
+        .filter(|k| k.starts_with(&format!("{name}/")))
+        .count();
+    assert_eq!(
+        compared, expected_count,
+        "{name}: every adapted module compared"
+    );
+}
+
+#[test]
+fn lora_training_matches_peft_with_a_constant_learning_rate() {
+    let (losses, output) = run_like_reference("lora-constant", 4, 1);
+    assert_losses_match("lora-constant", &losses);
+    assert_weights_match("lora-constant", &output);
+}
+
+#[test]
+fn gradient_accumulation_matches_a_batch_twice_as_large() {
+    let (losses, output) = run_like_reference("lora-constant", 2, 2);
+    assert_losses_match("lora-constant", &losses);
+    assert_weights_match("lora-constant", &output);
+}
+
+#[test]
+fn lora_training_matches_peft_with_warmup_and_linear_decay() {
+    let (losses, output) = run_like_reference("lora-linear-warmup", 4, 1);
+    assert_losses_match("lora-linear-warmup", &losses);
+    assert_weights_match("lora-linear-warmup", &output);
+}
+
+#[test]
+fn full_fine_tuning_matches_transformers_for_both_families() {
+    for name in ["full-gated", "full-relu"] {
+        let (losses, output) = run_like_reference(name, 4, 1);
+        assert_losses_match(name, &losses);
+        let files = ModelFiles::in_folder(&output).expect("a complete model folder");
+        LoadedModel::load(&files, name, &Device::Cpu).expect("the fine-tuned model loads");
+    }
+}
