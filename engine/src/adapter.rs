@@ -98,7 +98,9 @@ fn read_single_file(path: &Path, device: &Device) -> Result<AdapterFiles> {
     let not_adapter = || {
         Error::invalid(
             path,
-            "not an adapter: expected a PEFT adapter folder or a single-file adapter (.dlora)",
+            format!(
+                "not an adapter: expected a PEFT adapter folder or a single-file adapter (.{FILE_EXTENSION})"
+            ),
         )
     };
     let mut metadata = metadata(&bytes).ok_or_else(not_adapter)?;

@@ -29,10 +29,29 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
         .as_file()
         .sync_all()
         .map_err(|e| Error::file(path, e))?;
+    crash_if_injected(&file_name);
     temporary
         .persist(path)
         .map_err(|e| Error::file(path, e.error))?;
     Ok(())
+}
+
+/// Fault injection for the end-to-end tests: with `DIALORA_CRASH_BEFORE_RENAME=NAME[:N]` the
+/// process aborts at the N-th (default first) write of a file named NAME, after the temporary file
+/// is complete and before the rename, which is where a power cut would hurt most.
+fn crash_if_injected(file_name: &str) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static WRITES: AtomicUsize = AtomicUsize::new(0);
+    let Ok(target) = std::env::var("DIALORA_CRASH_BEFORE_RENAME") else {
+        return;
+    };
+    let (name, nth) = match target.split_once(':') {
+        Some((name, n)) => (name.to_string(), n.parse().unwrap_or(1)),
+        None => (target, 1),
+    };
+    if name == file_name && WRITES.fetch_add(1, Ordering::SeqCst) + 1 == nth {
+        std::process::abort();
+    }
 }
 
 /// Temporary files are private (0600); the files we write are for sharing, so give them the

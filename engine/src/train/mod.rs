@@ -406,8 +406,6 @@ pub fn train(
         }
         None => None,
     };
-    let output = &request.output;
-    checkpoint::prepare_output(output, request.resume, request.overwrite, settings.full)?;
 
     let steps_per_epoch = count.div_ceil(settings.examples_per_step());
     let total_steps = settings
@@ -424,6 +422,8 @@ pub fn train(
         (false, Some(adapter)) => Some(adapter),
         (false, None) => Some(new_adapter(t5, settings, &request.model.name)?),
     };
+    let output = &request.output;
+    checkpoint::prepare_output(output, request.resume, request.overwrite, settings.full)?;
     for (count, what) in [
         (
             examples.truncated_sources,
@@ -559,7 +559,8 @@ pub fn train(
         let done = state.step;
         let validation_loss = match &validation {
             Some(pairs)
-                if settings.eval_every.is_some_and(|n| done.is_multiple_of(n)) || done == total_steps =>
+                if settings.eval_every.is_some_and(|n| done.is_multiple_of(n))
+                    || done == total_steps =>
             {
                 let value = mean_loss(t5, pairs, adapter.as_ref(), settings.batch_size, cancel)?;
                 state.last_validation_loss = Some(value);
@@ -581,7 +582,11 @@ pub fn train(
             grad_norm,
             validation_loss,
         }));
-        if settings.checkpoint_every.is_some_and(|n| done.is_multiple_of(n)) && done < total_steps {
+        if settings
+            .checkpoint_every
+            .is_some_and(|n| done.is_multiple_of(n))
+            && done < total_steps
+        {
             checkpoint::save(output, &state, t5, adapter.as_ref())?;
             on_event(TrainEvent::Checkpoint { step: done });
         }

@@ -10,7 +10,7 @@ use dialora_engine::adapter;
 pub enum AdapterCommand {
     /// Describe an adapter: type, rank, alpha, target modules, base model, size.
     Inspect {
-        /// The adapter folder (PEFT layout).
+        /// The adapter: a PEFT folder or a single-file adapter.
         adapter: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -18,9 +18,17 @@ pub enum AdapterCommand {
     },
     /// Read an adapter in any supported form and write it as a clean PEFT folder.
     Import {
-        /// The adapter to read (a PEFT folder written by any PEFT version).
+        /// The adapter to read: a PEFT folder (any PEFT version) or a single-file adapter (.dlora).
         source: PathBuf,
         /// The PEFT folder to write.
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Write an adapter as one shareable file (safetensors with the PEFT config and its card inside).
+    Export {
+        /// The adapter to read: a PEFT folder or a single-file adapter.
+        source: PathBuf,
+        /// The file to write (conventionally NAME.dlora).
         #[arg(long)]
         output: PathBuf,
     },
@@ -41,6 +49,7 @@ pub fn run(command: AdapterCommand) -> Result<()> {
             Ok(())
         }
         AdapterCommand::Import { source, output } => adapter::import(&source, &output),
+        AdapterCommand::Export { source, output } => adapter::export(&source, &output),
     }
 }
 
@@ -55,8 +64,30 @@ fn human(d: &adapter::Description) -> String {
         .iter()
         .map(|(name, count)| format!("{name} {count}"))
         .collect();
+    let trained = d
+        .card
+        .as_ref()
+        .map(|card| {
+            let number = |key: &str| card.get(key).and_then(|v| v.as_f64());
+            let losses = [
+                ("loss", number("train_loss")),
+                ("validation loss", number("validation_loss")),
+            ]
+            .iter()
+            .filter_map(|(name, value)| value.map(|v| format!("{name} {v:.4}")))
+            .collect::<Vec<_>>()
+            .join(", ");
+            format!(
+                "  trained:     {} steps on {} ({losses})\n",
+                card.get("steps").and_then(|v| v.as_u64()).unwrap_or(0),
+                card.get("data")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("unknown data"),
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "{} adapter {}\n  base model:  {}\n  rank:        {} (alpha {}, scale {scale}{}), dropout {}\n  targets:     {} ({} modules: {})\n  parameters:  {} ({} bytes)\n",
+        "{} adapter {}\n  base model:  {}\n  rank:        {} (alpha {}, scale {scale}{}), dropout {}\n  targets:     {} ({} modules: {})\n  parameters:  {} ({} bytes)\n{trained}",
         d.peft_type,
         d.path,
         d.base_model.as_deref().unwrap_or("not recorded"),

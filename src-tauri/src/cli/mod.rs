@@ -5,6 +5,7 @@ mod eval;
 mod progress;
 mod rouge;
 mod summarize;
+mod train;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Summarize dialogues with a model and, optionally, an adapter.
     Summarize(summarize::SummarizeArgs),
+    /// Fine-tune the model on dialogues with summaries: a LoRA adapter, or every weight with --full.
+    Train(train::TrainArgs),
     /// Evaluate the baseline and adapters on dialogues with references; writes a report folder.
     Eval(eval::EvalArgs),
     /// Score predictions against references with ROUGE-1/2/L/Lsum, exactly as rouge-score.
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
     let _ = ctrlc::set_handler(move || on_interrupt.cancel());
     let result = std::panic::catch_unwind(|| match cli.command {
         Command::Summarize(args) => summarize::run(args, &cancel),
+        Command::Train(args) => train::run(args, &cancel),
         Command::Eval(args) => eval::run(args, &cancel),
         Command::Rouge(args) => rouge::run(args),
         Command::Adapter(command) => adapter::run(command),

@@ -7,7 +7,7 @@ use dialora_engine::adapter;
 use dialora_engine::data::read_jsonl;
 use dialora_engine::fsutil::write_atomically;
 use dialora_engine::generate::{EarlyStopping, GenerationConfig};
-use dialora_engine::model::{DeviceChoice, LoadedModel};
+use dialora_engine::model::{DeviceChoice, LoadedModel, ModelFiles};
 use dialora_engine::summarize::{DEFAULT_PROMPT, SummarizeSettings, Summarizer};
 use dialora_engine::task::Cancel;
 use dialora_engine::{Error, Result, hub};
@@ -141,13 +141,18 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// Loads the model (a folder or a Hub id) with a progress bar for downloads.
     pub fn load(&self, progress: &TerminalProgress) -> Result<Summarizer> {
+        Ok(Summarizer::new(self.load_with_files(progress)?.1))
+    }
+
+    /// The model's files and the loaded model.
+    pub fn load_with_files(
+        &self,
+        progress: &TerminalProgress,
+    ) -> Result<(ModelFiles, LoadedModel)> {
         let device = self.device.choice().device()?;
         let files = hub::resolve_model(&self.model, progress)?;
-        Ok(Summarizer::new(LoadedModel::load(
-            &files,
-            &self.model,
-            &device,
-        )?))
+        let model = LoadedModel::load(&files, &self.model, &device)?;
+        Ok((files, model))
     }
 }
 
