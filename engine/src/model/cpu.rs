@@ -438,6 +438,88 @@ fast_path!(gelu_tanh_slice, fn(input: &[f32], gate: Option<&[f32]>, out: &mut [f
     }
 });
 
+/// `gelu_tanh(x)` and its derivative.
+#[inline(always)]
+fn gelu_tanh_and_derivative(x: f32) -> (f32, f32) {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
+    let tanh = 1.0 - 2.0 / (exp(2.0 * u.clamp(-10.0, 10.0)) + 1.0);
+    let derivative = 0.5 * (1.0 + tanh)
+        + 0.5 * x * (1.0 - tanh * tanh) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044_715 * x * x);
+    (0.5 * x * (1.0 + tanh), derivative)
+}
+
+fast_path!(gelu_tanh_backward_slice, fn(input: &[f32], gate: Option<&[f32]>, grad: &[f32], grad_input: &mut [f32], grad_gate: &mut [f32]) -> () {
+    match gate {
+        Some(gate) => {
+            for ((((&x, &g), &gate), gi), gg) in input.iter().zip(grad).zip(gate).zip(grad_input.iter_mut()).zip(grad_gate.iter_mut()) {
+                let (value, derivative) = gelu_tanh_and_derivative(x);
+                *gi = g * gate * derivative;
+                *gg = g * value;
+            }
+        }
+        None => {
+            for ((&x, &g), gi) in input.iter().zip(grad).zip(grad_input.iter_mut()) {
+                *gi = g * gelu_tanh_and_derivative(x).1;
+            }
+        }
+    }
+});
+
+/// The gradients of `gelu_tanh(x) * gate` (or of `gelu_tanh(x)`) with respect to `x` and to the
+/// gate, given the gradient of the output.
+pub fn gelu_tanh_backward(
+    x: &Tensor,
+    gate: Option<&Tensor>,
+    grad: &Tensor,
+) -> candle_core::Result<Option<(Tensor, Option<Tensor>)>> {
+    let mut inputs = vec![x, grad];
+    inputs.extend(gate);
+    if !applies(&inputs) || inputs.iter().any(|t| t.shape() != x.shape()) {
+        return Ok(None);
+    }
+    let contiguous = inputs
+        .iter()
+        .map(|t| t.contiguous())
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let refs: Vec<&Tensor> = contiguous.iter().collect();
+    let n = x.elem_count();
+    let mut grad_input = vec![0f32; n];
+    let mut grad_gate = vec![0f32; if gate.is_some() { n } else { 0 }];
+    const CHUNK: usize = 16 * 1024;
+    let done = with_slices(&refs, |slices| {
+        let (input, grad) = (slices[0], slices[1]);
+        let range = |i: usize, len: usize| i * CHUNK..i * CHUNK + len;
+        match slices.get(2) {
+            Some(gate) => grad_input
+                .par_chunks_mut(CHUNK)
+                .zip(grad_gate.par_chunks_mut(CHUNK))
+                .enumerate()
+                .for_each(|(i, (gi, gg))| {
+                    let r = range(i, gi.len());
+                    let gate = Some(&gate[r.clone()]);
+                    gelu_tanh_backward_slice(&input[r.clone()], gate, &grad[r], gi, gg)
+                }),
+            None => grad_input
+                .par_chunks_mut(CHUNK)
+                .enumerate()
+                .for_each(|(i, gi)| {
+                    let r = range(i, gi.len());
+                    gelu_tanh_backward_slice(&input[r.clone()], None, &grad[r], gi, &mut [])
+                }),
+        }
+    })?;
+    if done.is_none() {
+        return Ok(None);
+    }
+    let grad_input = Tensor::from_vec(grad_input, x.shape(), x.device())?;
+    let grad_gate = match gate {
+        Some(_) => Some(Tensor::from_vec(grad_gate, x.shape(), x.device())?),
+        None => None,
+    };
+    Ok(Some((grad_input, grad_gate)))
+}
+
 /// `gelu_tanh(x)`, times `gate` elementwise when given (T5's gated feed-forward).
 pub fn gelu_tanh(x: &Tensor, gate: Option<&Tensor>) -> candle_core::Result<Option<Tensor>> {
     let mut inputs = vec![x];

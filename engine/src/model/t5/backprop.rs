@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{D, DType, Tensor};
 
+use super::super::cpu;
 use super::{Activation, Attention, FeedForward, LayerNorm, T5, relative_position_bucket};
 use crate::error::Result;
 use crate::lora::{Adapter, Linear};
@@ -372,7 +373,6 @@ struct FeedForwardTape {
     gate: Option<(LinearTape, Tensor)>,
     /// `wi`'s output before the activation.
     pre_activation: Tensor,
-    activated: Tensor,
     mask: Option<Tensor>,
     wo: LinearTape,
 }
@@ -391,10 +391,15 @@ fn feed_forward_forward(
         }
         None => None,
     };
-    let activated = feed_forward.activation.apply(&pre_activation)?;
-    let hidden = match &gate {
-        Some((_, gate)) => (&activated * gate)?,
-        None => activated.clone(),
+    let gate_output = gate.as_ref().map(|(_, output)| output);
+    let fused = match feed_forward.activation {
+        Activation::GeluTanh => cpu::gelu_tanh(&pre_activation, gate_output)?,
+        _ => None,
+    };
+    let hidden = match (fused, gate_output) {
+        (Some(hidden), _) => hidden,
+        (None, Some(gate)) => (feed_forward.activation.apply(&pre_activation)? * gate)?,
+        (None, None) => feed_forward.activation.apply(&pre_activation)?,
     };
     let mask = match dropout {
         Some(dropout) => dropout.mask(dropout.model_rate, &hidden)?,
@@ -412,7 +417,6 @@ fn feed_forward_forward(
             wi,
             gate,
             pre_activation,
-            activated,
             mask,
             wo,
         },
@@ -438,15 +442,27 @@ fn feed_forward_backward(
         )?,
         &tape.mask,
     )?;
-    let (grad_activated, grad_gate) = match &tape.gate {
-        Some((_, gate)) => (
-            (&grad_hidden * gate)?,
-            Some((&grad_hidden * &tape.activated)?),
-        ),
-        None => (grad_hidden, None),
+    let gate = tape.gate.as_ref().map(|(_, output)| output);
+    let fused = match feed_forward.activation {
+        Activation::GeluTanh => cpu::gelu_tanh_backward(&tape.pre_activation, gate, &grad_hidden)?,
+        _ => None,
     };
-    let grad_pre =
-        (grad_activated * activation_derivative(feed_forward.activation, &tape.pre_activation)?)?;
+    let (grad_pre, grad_gate) = match fused {
+        Some(gradients) => gradients,
+        None => {
+            let derivative = activation_derivative(feed_forward.activation, &tape.pre_activation)?;
+            match gate {
+                Some(gate) => {
+                    let activated = feed_forward.activation.apply(&tape.pre_activation)?;
+                    (
+                        ((&grad_hidden * gate)? * derivative)?,
+                        Some((&grad_hidden * activated)?),
+                    )
+                }
+                None => ((grad_hidden * derivative)?, None),
+            }
+        }
+    };
     let mut grad_input = linear_backward(
         &feed_forward.wi,
         &tape.wi,
@@ -751,12 +767,7 @@ impl T5 {
         let config = &self.config;
         let everything = trained == Trained::Everything;
 
-        // d(-log softmax[label]) / d logits = softmax - one_hot(label).
-        let probs = tape.log_probs.exp()?;
-        let rows = tape.labels.dim(0)?;
-        let minus_one = Tensor::full(-1f32, (rows, 1), &self.device)?;
-        let grad_logits =
-            (probs.scatter_add(&tape.labels.unsqueeze(1)?, &minus_one, 1)? * loss_scale)?;
+        let grad_logits = cross_entropy_gradient(&tape.log_probs, &tape.labels, loss_scale)?;
         let grad_decoder_output = match (&self.lm_head, &tape.head) {
             (Some(linear), Some(head_tape)) => {
                 linear_backward(linear, head_tape, &grad_logits, adapter, trained, g)?
@@ -919,6 +930,34 @@ impl T5 {
         }
         Ok(gradients)
     }
+}
+
+/// `scale * (softmax - one_hot(label))`, the gradient of `scale * -log softmax[label]` per row.
+fn cross_entropy_gradient(log_probs: &Tensor, labels: &Tensor, scale: f64) -> Result<Tensor> {
+    use rayon::prelude::*;
+    let (rows, vocab) = log_probs.dims2()?;
+    let labels = labels.to_vec1::<u32>()?;
+    let mut values = log_probs.flatten_all()?.to_vec1::<f32>()?;
+    let scale = scale as f32;
+    values
+        .par_chunks_mut(vocab)
+        .zip(labels.par_iter())
+        .for_each(|(row, &label)| {
+            for value in row.iter_mut() {
+                let gradient = value.exp() * scale;
+                // Subnormal numbers slow every later multiply by two orders of magnitude, and
+                // probabilities this small change nothing.
+                *value = if gradient.abs() < f32::MIN_POSITIVE {
+                    0.0
+                } else {
+                    gradient
+                };
+            }
+            if let Some(value) = row.get_mut(label as usize) {
+                *value -= scale;
+            }
+        });
+    Ok(Tensor::from_vec(values, (rows, vocab), log_probs.device())?)
 }
 
 /// Sums the gradient of the position bias `(heads, L, L)` into the bucket table `(buckets, heads)`.
