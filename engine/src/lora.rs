@@ -9,6 +9,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::gemm::matmul;
 
 /// Which modules an adapter targets: PEFT accepts a list of names (matched against the end of the
 /// module path) or one regular expression (matched against the whole path).
@@ -255,10 +256,10 @@ impl Linear {
         let flat = xs.reshape((rows, last[0]))?;
         let mut out = match crate::model::cpu::few_rows_matmul(&flat, &self.weight)? {
             Some(out) => out,
-            None => flat.matmul(&self.weight.t()?)?,
+            None => matmul(&flat, &self.weight.t()?)?,
         };
         if let Some(lora) = adapter.and_then(|a| a.layers.get(&self.name)) {
-            let update = flat.matmul(&lora.a.t()?)?.matmul(&lora.b.t()?)?;
+            let update = matmul(&matmul(&flat, &lora.a.t()?)?, &lora.b.t()?)?;
             out = (out + (update * lora.scale)?)?;
         }
         let mut shape = lead.to_vec();

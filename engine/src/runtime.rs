@@ -9,6 +9,6 @@ pub fn keep_freed_memory() {
     // SAFETY: mallopt only changes allocator thresholds; it is called before any threads start.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, -1);
     }
 }

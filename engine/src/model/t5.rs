@@ -879,7 +879,7 @@ impl T5 {
             None => {
                 let scaled = (hidden * (self.config.d_model as f64).powf(-0.5))?;
                 let (b, s, d) = scaled.dims3()?;
-                let logits = scaled.reshape((b * s, d))?.matmul(&self.shared.t()?)?;
+                let logits = super::gemm::matmul(&scaled.reshape((b * s, d))?, &self.shared.t()?)?;
                 Ok(logits.reshape((b, s, self.config.vocab_size))?)
             }
         }

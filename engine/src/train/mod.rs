@@ -182,6 +182,8 @@ pub struct StepRecord {
     /// Mean token cross-entropy of the step's examples.
     pub loss: f64,
     pub learning_rate: f64,
+    /// Source and target tokens of this step.
+    pub tokens: usize,
     pub tokens_per_s: f64,
     pub elapsed_s: f64,
     pub eta_s: f64,
@@ -501,6 +503,7 @@ pub fn train(
         });
         let mut gradients = Gradients::default();
         let mut loss_sum = 0.0;
+        let tokens_before = tokens_seen;
         for micro_batch in group.chunks(settings.batch_size) {
             if cancel.is_cancelled() {
                 checkpoint::save(output, &state, t5, adapter.as_ref())?;
@@ -575,6 +578,7 @@ pub fn train(
             step: done,
             loss,
             learning_rate,
+            tokens: tokens_seen - tokens_before,
             tokens_per_s: tokens_seen as f64 / session.max(1e-9),
             elapsed_s: state.elapsed_s,
             eta_s: per_step * (total_steps - done) as f64,

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use candle_core::{D, DType, Tensor};
 
 use super::super::cpu;
+use super::super::gemm::matmul;
 use super::{Activation, Attention, FeedForward, LayerNorm, T5, relative_position_bucket};
 use crate::error::Result;
 use crate::lora::{Adapter, Linear};
@@ -42,21 +43,33 @@ pub struct Dropout {
 }
 
 impl Dropout {
+    /// A mask of `like`'s shape: 0 with probability `rate` (to 1/65536), else `1 / (1 - rate)`.
+    /// Drawn in parallel from sub-streams seeded by one draw of the generator, so the masks depend
+    /// only on the generator's state, not on the number of threads.
     fn mask(&mut self, rate: f64, like: &Tensor) -> Result<Option<Tensor>> {
+        use rayon::prelude::*;
         if rate <= 0.0 {
             return Ok(None);
         }
+        const CHUNK: usize = 1 << 14;
         let keep = 1.0 / (1.0 - rate) as f32;
-        let rate = rate as f32;
-        let values: Vec<f32> = (0..like.elem_count())
-            .map(|_| {
-                if self.rng.next_f32() < rate {
-                    0.0
-                } else {
-                    keep
+        let threshold = (rate * 65536.0).round() as u64;
+        let seed = self.rng.next_u64();
+        let mut values = vec![0f32; like.elem_count()];
+        values
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(index, chunk)| {
+                let mut rng =
+                    SplitMix64::new(seed ^ (index as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
+                for group in chunk.chunks_mut(4) {
+                    let bits = rng.next_u64();
+                    for (lane, value) in group.iter_mut().enumerate() {
+                        let draw = (bits >> (16 * lane)) & 0xFFFF;
+                        *value = if draw < threshold { 0.0 } else { keep };
+                    }
                 }
-            })
-            .collect();
+            });
         Ok(Some(Tensor::from_vec(values, like.shape(), like.device())?))
     }
 }
@@ -121,15 +134,15 @@ fn linear_forward(
     adapter: Option<&Adapter>,
     dropout: &mut Option<Dropout>,
 ) -> Result<(Tensor, LinearTape)> {
-    let mut out = xs.matmul(&linear.weight().t()?)?;
+    let mut out = matmul(xs, &linear.weight().t()?)?;
     let lora = match adapter.and_then(|a| Some((a, a.layers.get(linear.name())?))) {
         Some((adapter, lora)) => {
             let mask = match dropout {
                 Some(dropout) => dropout.mask(adapter.config.lora_dropout, xs)?,
                 None => None,
             };
-            let hidden = apply_mask(xs, &mask)?.matmul(&lora.a.t()?)?;
-            out = (out + (hidden.matmul(&lora.b.t()?)? * lora.scale)?)?;
+            let hidden = matmul(&apply_mask(xs, &mask)?, &lora.a.t()?)?;
+            out = (out + (matmul(&hidden, &lora.b.t()?)? * lora.scale)?)?;
             Some(LoraTape { mask, hidden })
         }
         None => None,
@@ -151,29 +164,29 @@ fn linear_backward(
     trained: Trained,
     gradients: &mut Gradients,
 ) -> Result<Tensor> {
-    let mut grad_input = grad.matmul(linear.weight())?;
+    let mut grad_input = matmul(grad, linear.weight())?;
     if let (Some(lora_tape), Some(lora)) = (
         &tape.lora,
         adapter.and_then(|a| a.layers.get(linear.name())),
     ) {
         let name = linear.name();
-        let through_b = grad.matmul(&lora.b)?;
+        let through_b = matmul(grad, &lora.b)?;
         gradients.add(
             format!("{name}.lora_B.weight"),
-            (grad.t()?.matmul(&lora_tape.hidden)? * lora.scale)?,
+            (matmul(&grad.t()?, &lora_tape.hidden)? * lora.scale)?,
         )?;
         let dropped = apply_mask(&tape.input, &lora_tape.mask)?;
         gradients.add(
             format!("{name}.lora_A.weight"),
-            (through_b.t()?.matmul(&dropped)? * lora.scale)?,
+            (matmul(&through_b.t()?, &dropped)? * lora.scale)?,
         )?;
-        let through_a = (through_b.matmul(&lora.a)? * lora.scale)?;
+        let through_a = (matmul(&through_b, &lora.a)? * lora.scale)?;
         grad_input = (grad_input + apply_mask(&through_a, &lora_tape.mask)?)?;
     }
     if trained == Trained::Everything {
         gradients.add(
             format!("{}.weight", linear.name()),
-            grad.t()?.matmul(&tape.input)?,
+            matmul(&grad.t()?, &tape.input)?,
         )?;
     }
     Ok(grad_input)
@@ -720,7 +733,7 @@ impl T5 {
             }
             None => {
                 let scaled = (decoder_output * (config.d_model as f64).powf(-0.5))?;
-                (scaled.matmul(&self.shared.t()?)?, scaled, None)
+                (matmul(&scaled, &self.shared.t()?)?, scaled, None)
             }
         };
         let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
@@ -776,10 +789,10 @@ impl T5 {
                 if everything {
                     g.add(
                         "shared.weight".into(),
-                        grad_logits.t()?.matmul(&tape.head_input)?,
+                        matmul(&grad_logits.t()?, &tape.head_input)?,
                     )?;
                 }
-                (grad_logits.matmul(&self.shared)? * (config.d_model as f64).powf(-0.5))?
+                (matmul(&grad_logits, &self.shared)? * (config.d_model as f64).powf(-0.5))?
             }
         };
         let grad = apply_mask(&grad_decoder_output, &tape.decoder_output_mask)?;
