@@ -385,3 +385,58 @@ fn bad_settings_are_refused_before_any_work() {
     attempt(&no_summaries, &[], &["no-summaries.jsonl", "summary"]);
     attempt(&data, &["--resume"], &["nothing to resume"]);
 }
+
+#[test]
+fn ctrl_c_checkpoints_and_resume_continues_the_same_run() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path();
+    let data = synthetic_task(dir, 80, 7);
+    let (whole_log, part_log) = (dir.join("whole.jsonl"), dir.join("part.jsonl"));
+    run(&mut resumable_run(
+        dir,
+        &data,
+        &dir.join("whole"),
+        &whole_log,
+    ))
+    .success();
+
+    let output = dir.join("part");
+    let child = resumable_run(dir, &data, &output, &part_log)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&part_log).map_or(0, |t| t.lines().count()) < 5 {
+        assert!(Instant::now() < deadline, "the run never got going");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let stopped: dialora_tests::Run = child.wait_with_output().unwrap().into();
+    stopped.clear_error(&["stopped after step", "--resume"]);
+    run(resumable_run(dir, &data, &output, &part_log).arg("--resume")).success();
+    assert_eq!(logged_losses(&part_log), logged_losses(&whole_log));
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_message_and_keeps_its_checkpoint() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path();
+    let output = dir.join("adapter");
+    run(dialora(dir)
+        .args(["train", "--model"])
+        .arg(fixtures().join("t5-gated"))
+        .arg("--train")
+        .arg(fixtures().join("train.jsonl"))
+        .arg("--output")
+        .arg(&output)
+        .args(["--learning-rate", "1e30", "--lr-schedule", "constant"])
+        .args(["--targets", "q,v,wo,lm_head", "--batch-size", "4"])
+        .args(["--checkpoint-every", "1"]))
+    .clear_error(&["diverged", "--learning-rate", "checkpoint"]);
+    assert!(output.join("training-checkpoint.safetensors").is_file());
+    assert!(!output.join("adapter_model.safetensors").exists());
+}
