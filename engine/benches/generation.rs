@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use dialora_engine::data::read_jsonl;
+use dialora_engine::data::{ImportOptions, import};
 use dialora_engine::generate::{GenerationConfig, generate};
 use dialora_engine::model::{LoadedModel, ModelFiles};
 use dialora_engine::summarize::DEFAULT_PROMPT;
@@ -136,7 +136,9 @@ fn main() {
         std::process::exit(2);
     };
     let python = args.get(2);
-    let dialogues = read_jsonl(Path::new(data)).unwrap();
+    let dialogues = import(Path::new(data), &ImportOptions::default())
+        .unwrap()
+        .dialogues;
     let mut results = Vec::new();
     println!(
         "| model | batch | dialora s | candle-transformers s | PyTorch s | PyTorch / dialora |"

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use dialora_engine::data::read_jsonl;
+use dialora_engine::data::{ImportOptions, import};
 use dialora_engine::rouge;
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -23,7 +23,9 @@ fn main() {
         eprintln!("usage: cargo bench --bench rouge -- DIALOGSUM_TEST_JSONL [PYTHON]");
         std::process::exit(2);
     };
-    let rows = read_jsonl(Path::new(data)).unwrap();
+    let rows = import(Path::new(data), &ImportOptions::default())
+        .unwrap()
+        .dialogues;
     let pairs: Vec<(String, String)> = rows
         .iter()
         .filter(|r| r.summaries.len() == 3)

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::Device;
-use dialora_engine::data::read_jsonl;
+use dialora_engine::data::{ImportOptions, import};
 use dialora_engine::model::{LoadedModel, ModelFiles};
 use dialora_engine::task::Cancel;
 use dialora_engine::train::{TrainData, TrainEvent, TrainRequest, TrainSettings, train};
@@ -60,7 +60,7 @@ fn measure_dialora(folder: &Path, data: &Path) {
     dialora_engine::runtime::keep_freed_memory();
     let files = ModelFiles::in_folder(folder).unwrap();
     let mut model = LoadedModel::load(&files, "bench", &Device::Cpu).unwrap();
-    let mut dialogues = read_jsonl(data).unwrap();
+    let mut dialogues = import(data, &ImportOptions::default()).unwrap().dialogues;
     dialogues.truncate(BATCH);
     let data = TrainData {
         source: data.to_path_buf(),

@@ -1,6 +1,6 @@
-//! Model sources: a local folder, or a Hugging Face Hub id fetched with hf-hub into the standard
-//! cache (`HF_HOME`, endpoint from `HF_ENDPOINT`) with progress, and used offline from the cache
-//! once every file is there.
+//! Model and data sources: a local folder, or a Hugging Face Hub id (a model, or the DialogSum
+//! dataset) fetched with hf-hub into the standard cache (`HF_HOME`, endpoint from `HF_ENDPOINT`)
+//! with progress, and used offline from the cache once every file is there.
 
 use std::path::{Path, PathBuf};
 
@@ -90,6 +90,48 @@ pub fn fetch_model(model_id: &str, progress: &dyn ProgressSink) -> Result<PathBu
             "{model_id}: the hub cache has an unexpected layout"
         ))
     })
+}
+
+/// The Hub's DialogSum (`knkarthick/dialogsum`: train, validation and test CSVs).
+pub const DIALOGSUM_REPO: &str = "knkarthick/dialogsum";
+
+/// For `dialogsum` or `dialogsum:SPLIT`, the local path of that split's CSV (`default_split` when
+/// none is named), downloaded into the Hub cache when missing; `None` for any other name.
+pub fn resolve_dialogsum(
+    spec: &str,
+    default_split: &str,
+    progress: &dyn ProgressSink,
+) -> Result<Option<PathBuf>> {
+    let split = match spec.split_once(':') {
+        None if spec == "dialogsum" => default_split,
+        Some(("dialogsum", split)) => split,
+        _ => return Ok(None),
+    };
+    if !["train", "validation", "test"].contains(&split) {
+        return Err(Error::settings(format!(
+            "\"{spec}\": DialogSum has the splits train, validation and test"
+        )));
+    }
+    let file = format!("{split}.csv");
+    let cache = Cache::from_env();
+    let cached = cache.repo(Repo::new(DIALOGSUM_REPO.to_string(), RepoType::Dataset));
+    if let Some(path) = cached.get(&file) {
+        return Ok(Some(path));
+    }
+    let api = ApiBuilder::from_env()
+        .with_progress(false)
+        .build()
+        .map_err(|e| Error::Hub(format!("cannot reach the model hub: {e}")))?;
+    let reporter = HubProgress {
+        sink: progress,
+        stage: format!("downloading {DIALOGSUM_REPO}/{file}"),
+        done: 0,
+        total: 0,
+    };
+    api.dataset(DIALOGSUM_REPO.to_string())
+        .download_with_progress(&file, reporter)
+        .map(Some)
+        .map_err(|e| hub_error(DIALOGSUM_REPO, &file, &e))
 }
 
 fn hub_error(model_id: &str, file: &str, error: &hf_hub::api::sync::ApiError) -> Error {

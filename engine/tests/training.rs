@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use dialora_engine::adapter;
-use dialora_engine::data::read_jsonl;
+use dialora_engine::data::{ImportOptions, import};
 use dialora_engine::model::{LoadedModel, ModelFiles};
 use dialora_engine::task::Cancel;
 use dialora_engine::train::{Schedule, TrainData, TrainEvent, TrainRequest, TrainSettings, train};
@@ -33,7 +33,9 @@ fn run_like_reference(name: &str, batch_size: usize, accumulation: usize) -> (Ve
     let mut model = LoadedModel::load(&files, model_name, &Device::Cpu).unwrap();
     let data = TrainData {
         source: fixtures().join("train.jsonl"),
-        dialogues: read_jsonl(&fixtures().join("train.jsonl")).unwrap(),
+        dialogues: import(&fixtures().join("train.jsonl"), &ImportOptions::default())
+            .unwrap()
+            .dialogues,
     };
     let full = run["full"].as_bool().unwrap();
     let settings = TrainSettings {

@@ -84,6 +84,6 @@ fn unusable_files_are_clear_errors() {
     };
     rouge(&two, &three).clear_error(&["two.txt", "2 lines", "three.txt", "3"]);
     rouge(&empty, &two).clear_error(&["empty.txt", "empty"]);
-    rouge(&two, &binary).clear_error(&["binary.txt:2", "UTF-8"]);
+    rouge(&two, &binary).clear_error(&["binary.txt:2", "binary file"]);
     rouge(&dir.path().join("missing.txt"), &two).clear_error(&["missing.txt"]);
 }

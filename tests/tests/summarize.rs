@@ -247,7 +247,7 @@ fn unusable_input_files_are_clear_errors() {
         &model,
         &[],
         Some(&input),
-        &["input.jsonl", "no dialogues"],
+        &["input.jsonl:1", "empty"],
     );
     std::fs::write(
         &input,

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 use dialora_engine::adapter;
-use dialora_engine::data::read_jsonl;
 use dialora_engine::eval::{EvalSettings, evaluate};
 use dialora_engine::task::Cancel;
 use dialora_engine::{Error, Result, report};
 
+use super::data::ImportArgs;
 use super::progress::TerminalProgress;
 use super::summarize::{GenerationArgs, ModelArgs, PromptArgs};
 
@@ -19,9 +19,12 @@ pub struct EvalArgs {
     /// An adapter to evaluate beside the baseline (repeat for several).
     #[arg(long)]
     adapter: Vec<PathBuf>,
-    /// Dialogues with reference summaries (JSONL: dialogue, summary or summary1..3).
+    /// Dialogues with reference summaries: any data file or folder, or dialogsum[:split] (test by
+    /// default) from the Hub.
     #[arg(long)]
     data: PathBuf,
+    #[command(flatten)]
+    import: ImportArgs,
     /// The report folder to write.
     #[arg(long)]
     output: PathBuf,
@@ -58,14 +61,12 @@ pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
     if args.limit == Some(0) {
         return Err(Error::settings("--limit must be at least 1"));
     }
-    let mut dialogues = read_jsonl(&args.data)?;
-    if let Some(index) = dialogues.iter().position(|d| d.summaries.is_empty()) {
-        return Err(Error::invalid(
-            &args.data,
-            format!(
-                "dialogue {} has no \"summary\" (or summary1..3) to evaluate against",
-                index + 1
-            ),
+    let mut dialogues = args.import.load(&args.data, "test", false)?.dialogues;
+    if let Some(dialogue) = dialogues.iter().find(|d| d.summaries.is_empty()) {
+        return Err(Error::invalid_at(
+            &dialogue.file,
+            dialogue.line,
+            "this dialogue has no \"summary\" (or summary1..3) to evaluate against",
         ));
     }
     dialogues.truncate(args.limit.unwrap_or(usize::MAX));

@@ -1,6 +1,7 @@
 //! The command-line interface: argument parsing, the commands, and error reporting as one line.
 
 mod adapter;
+mod data;
 mod eval;
 mod progress;
 mod rouge;
@@ -33,6 +34,9 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Score predictions against references with ROUGE-1/2/L/Lsum, exactly as rouge-score.
     Rouge(rouge::RougeArgs),
+    /// Check data files and convert them to DialogSum-shaped JSONL.
+    #[command(subcommand)]
+    Data(data::DataCommand),
     /// Inspect and convert adapters.
     #[command(subcommand)]
     Adapter(adapter::AdapterCommand),
@@ -73,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::run(args, &cancel),
         Command::Eval(args) => eval::run(args, &cancel),
         Command::Rouge(args) => rouge::run(args),
+        Command::Data(command) => data::run(command),
         Command::Adapter(command) => adapter::run(command),
     });
     match result {

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 use dialora_engine::adapter;
-use dialora_engine::data::read_jsonl;
 use dialora_engine::fsutil::write_atomically;
 use dialora_engine::generate::{EarlyStopping, GenerationConfig};
 use dialora_engine::model::{DeviceChoice, LoadedModel, ModelFiles};
@@ -12,6 +11,7 @@ use dialora_engine::summarize::{DEFAULT_PROMPT, SummarizeSettings, Summarizer};
 use dialora_engine::task::Cancel;
 use dialora_engine::{Error, Result, hub};
 
+use super::data::ImportArgs;
 use super::progress::TerminalProgress;
 
 /// Decoding options shared by the commands that generate.
@@ -65,9 +65,12 @@ impl GenerationArgs {
 pub struct SummarizeArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Dialogues: JSONL with a "dialogue" field ("id" or "fname" carried over).
+    /// Dialogues: a data file (JSONL, JSON, CSV, TSV), a transcript (.vtt, .srt, .txt) or a folder
+    /// of them ("id" or "fname", or the file name, is carried over).
     #[arg(long)]
     input: PathBuf,
+    #[command(flatten)]
+    import: ImportArgs,
     /// Where to write the summaries (JSONL).
     #[arg(long)]
     output: PathBuf,
@@ -159,7 +162,7 @@ impl ModelArgs {
 pub fn run(args: SummarizeArgs, cancel: &Cancel) -> Result<()> {
     let settings = args.prompt.settings(&args.generation);
     settings.validate()?;
-    let dialogues = read_jsonl(&args.input)?;
+    let dialogues = args.import.load(&args.input, "test", false)?.dialogues;
     let progress = TerminalProgress::new();
     let mut summarizer = args.model.load(&progress)?;
     let adapter_name = match &args.adapter {

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use dialora_engine::data::read_jsonl;
 use dialora_engine::fsutil::write_atomically;
 use dialora_engine::summarize::DEFAULT_PROMPT;
 use dialora_engine::task::Cancel;
@@ -13,6 +12,7 @@ use dialora_engine::train::{Schedule, TrainData, TrainEvent, TrainRequest, Train
 use dialora_engine::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::data::ImportArgs;
 use super::progress::TerminalProgress;
 use super::summarize::ModelArgs;
 
@@ -20,12 +20,15 @@ use super::summarize::ModelArgs;
 pub struct TrainArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Training dialogues with summaries (JSONL: "dialogue", "summary").
+    /// Training dialogues with summaries: any data file or folder, or dialogsum[:split] (train by
+    /// default) from the Hub.
     #[arg(long)]
     train: PathBuf,
-    /// Dialogues for the validation loss.
+    /// Dialogues for the validation loss (dialogsum: its validation split by default).
     #[arg(long)]
     validation: Option<PathBuf>,
+    #[command(flatten)]
+    import: ImportArgs,
     /// The adapter folder to write (with --full: the model folder).
     #[arg(long)]
     output: PathBuf,
@@ -148,10 +151,10 @@ impl TrainArgs {
     }
 }
 
-fn read_data(path: &Path) -> Result<TrainData> {
+fn read_data(import: &ImportArgs, path: &Path, default_split: &str) -> Result<TrainData> {
     Ok(TrainData {
         source: path.to_path_buf(),
-        dialogues: read_jsonl(path)?,
+        dialogues: import.load(path, default_split, false)?.dialogues,
     })
 }
 
@@ -198,8 +201,12 @@ impl StepLog {
 pub fn run(args: TrainArgs, cancel: &Cancel) -> Result<()> {
     let settings = args.settings();
     settings.validate()?;
-    let train_data = read_data(&args.train)?;
-    let validation = args.validation.as_deref().map(read_data).transpose()?;
+    let train_data = read_data(&args.import, &args.train, "train")?;
+    let validation = args
+        .validation
+        .as_deref()
+        .map(|path| read_data(&args.import, path, "validation"))
+        .transpose()?;
     let (files, mut model) = args.model.load_with_files(&TerminalProgress::new())?;
     let mut log = args.log.as_ref().map(|path| StepLog {
         path: path.clone(),

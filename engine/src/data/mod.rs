@@ -1,0 +1,796 @@
+//! Dialogue data: one model for everything users bring (an id, turns of speaker and text, zero or
+//! more reference summaries) read from DialogSum JSONL, JSON arrays, CSV/TSV exports, WebVTT and
+//! SRT captions and plain `Name: text` transcripts, told apart by content as well as extension;
+//! rendered to the model's input as written or DialogSum's `#Person1#` way; checked (counts,
+//! lengths against the source window, duplicates, empty rows) and split with a seed. Every row that
+//! cannot be used is reported with its file and line.
+
+mod table;
+mod transcript;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::rng::SplitMix64;
+use crate::tokenize::TextTokenizer;
+
+/// Largest input file read.
+const MAX_FILE_BYTES: u64 = 1 << 30;
+/// Longest line of a text file.
+const MAX_LINE_BYTES: usize = 16 << 20;
+
+const DIALOGUE_NAMES: [&str; 7] = [
+    "dialogue",
+    "dialog",
+    "conversation",
+    "transcript",
+    "text",
+    "chat",
+    "input",
+];
+const SUMMARY_NAMES: [&str; 9] = [
+    "summary",
+    "summary1",
+    "summary2",
+    "summary3",
+    "abstract",
+    "notes",
+    "target",
+    "output",
+    "reference",
+];
+const ID_NAMES: [&str; 3] = ["id", "fname", "name"];
+const TRANSCRIPT_EXTENSIONS: [&str; 3] = ["vtt", "srt", "txt"];
+const TABLE_EXTENSIONS: [&str; 4] = ["csv", "tsv", "jsonl", "json"];
+
+/// One turn of a dialogue.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Turn {
+    pub speaker: Option<String>,
+    pub text: String,
+}
+
+/// One dialogue and its reference summaries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dialogue {
+    /// The row's id (`id`, `fname`), or the transcript's file name; `None` when absent.
+    pub id: Option<Value>,
+    /// The model's input text.
+    pub dialogue: String,
+    pub turns: Vec<Turn>,
+    pub summaries: Vec<String>,
+    /// Where it was read: the file and its 1-based line.
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+/// How turns become the model's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Speakers {
+    /// Text columns as they are; transcripts as `Name: text` lines with the real names.
+    #[default]
+    Names,
+    /// DialogSum's way: `#Person1#: text`, speakers numbered by first appearance.
+    Persons,
+}
+
+/// Settings of an import: column names (for tables and JSON) and the speaker style.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct ImportOptions {
+    pub dialogue_column: Option<String>,
+    pub summary_column: Option<String>,
+    pub id_column: Option<String>,
+    pub speakers: Speakers,
+}
+
+/// The formats dialora reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Jsonl,
+    Json,
+    Csv,
+    Tsv,
+    Vtt,
+    Srt,
+    Transcript,
+    Folder,
+}
+
+/// Something about the data worth telling, with where it is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Warning {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// What an import read.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub format: Format,
+    pub dialogues: Vec<Dialogue>,
+    pub warnings: Vec<Warning>,
+}
+
+/// A problem found by a parser: the line (1-based, when known) and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl Issue {
+    pub fn at(line: usize, message: impl Into<String>) -> Self {
+        Self {
+            line: Some(line),
+            message: message.into(),
+        }
+    }
+
+    fn into_error(self, path: &Path) -> Error {
+        match self.line {
+            Some(line) => Error::invalid_at(path, line, self.message),
+            None => Error::invalid(path, self.message),
+        }
+    }
+}
+
+/// A JSON object and the 1-based line it starts on.
+pub type Row = (usize, serde_json::Map<String, Value>);
+
+/// The UTF-8 text of a file without a leading byte-order mark; refuses files over 1 GiB, binary
+/// files and non-UTF-8 text, naming the line.
+pub fn read_text(path: &Path) -> Result<String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::file(path, e))?
+        .len();
+    if size > MAX_FILE_BYTES {
+        return Err(Error::invalid(
+            path,
+            format!("the file is {size} bytes; dialora reads files of up to 1 GiB"),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
+    if let Some(nul) = bytes.iter().take(1 << 16).position(|&b| b == 0) {
+        let line = bytes[..nul].iter().filter(|&&b| b == b'\n').count() + 1;
+        return Err(Error::invalid_at(
+            path,
+            line,
+            "this is a binary file, not text",
+        ));
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..valid]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            return Err(Error::invalid_at(path, line, "the file is not UTF-8 text"));
+        }
+    };
+    if let Some((index, _)) = text
+        .split('\n')
+        .enumerate()
+        .find(|(_, line)| line.len() > MAX_LINE_BYTES)
+    {
+        return Err(Error::invalid_at(
+            path,
+            index + 1,
+            "the line is longer than 16 MiB",
+        ));
+    }
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
+/// The JSON object on each non-blank line of a JSONL file, with its 1-based line number; refuses
+/// invalid JSON and lines that are not objects, naming the line.
+pub fn read_json_lines(path: &Path) -> Result<Vec<Row>> {
+    parse_json_lines(&read_text(path)?).map_err(|issue| issue.into_error(path))
+}
+
+fn parse_json_lines(text: &str) -> std::result::Result<Vec<Row>, Issue> {
+    let mut rows = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: Value = serde_json::from_str(line)
+            .map_err(|e| Issue::at(number, format!("invalid JSON: {e}")))?;
+        let Value::Object(object) = row else {
+            return Err(Issue::at(number, "each line must be a JSON object"));
+        };
+        rows.push((number, object));
+    }
+    Ok(rows)
+}
+
+/// The objects of a JSON array, each with the line it starts on.
+fn parse_json_array(text: &str) -> std::result::Result<Vec<Row>, Issue> {
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(text)
+        .map_err(|e| Issue::at(e.line(), format!("invalid JSON: {e}")))?;
+    let base = text.as_ptr() as usize;
+    let mut rows = Vec::with_capacity(items.len());
+    for item in items {
+        let offset = (item.get().as_ptr() as usize).saturating_sub(base);
+        let line = text[..offset.min(text.len())].matches('\n').count() + 1;
+        match serde_json::from_str::<Value>(item.get()) {
+            Ok(Value::Object(object)) => rows.push((line, object)),
+            _ => {
+                return Err(Issue::at(
+                    line,
+                    "each item of the array must be a JSON object",
+                ));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Reads dialogues from a file or a folder of files, in any format dialora knows.
+pub fn import(path: &Path, options: &ImportOptions) -> Result<Imported> {
+    if path.is_dir() {
+        return import_folder(path, options);
+    }
+    let text = read_text(path)?;
+    let (format, dialogues, warnings) =
+        parse_text(&text, path, options).map_err(|issue| issue.into_error(path))?;
+    let mut imported = Imported {
+        format,
+        dialogues,
+        warnings,
+    };
+    finish(&mut imported, path)?;
+    Ok(imported)
+}
+
+fn import_folder(folder: &Path, options: &ImportOptions) -> Result<Imported> {
+    let entries = std::fs::read_dir(folder).map_err(|e| Error::file(folder, e))?;
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && extension(p).is_some_and(|e| {
+                    TRANSCRIPT_EXTENSIONS.contains(&e.as_str())
+                        || TABLE_EXTENSIONS.contains(&e.as_str())
+                })
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::file(
+            folder,
+            "no transcripts or data files here (.vtt, .srt, .txt, .csv, .tsv, .jsonl, .json)",
+        ));
+    }
+    let mut imported = Imported {
+        format: Format::Folder,
+        dialogues: Vec::new(),
+        warnings: Vec::new(),
+    };
+    for file in files {
+        let text = read_text(&file)?;
+        let (_, dialogues, warnings) =
+            parse_text(&text, &file, options).map_err(|issue| issue.into_error(&file))?;
+        imported.dialogues.extend(dialogues);
+        imported.warnings.extend(warnings);
+    }
+    finish(&mut imported, folder)?;
+    Ok(imported)
+}
+
+/// Refuses imports without a usable dialogue and warns about duplicates.
+fn finish(imported: &mut Imported, path: &Path) -> Result<()> {
+    if imported.dialogues.is_empty() {
+        return Err(match imported.warnings.first() {
+            Some(first) => Error::invalid_at(
+                &first.file,
+                first.line.unwrap_or(1),
+                "every dialogue is empty (this is the first)",
+            ),
+            None => Error::invalid_at(path, 1, "no dialogues in this file"),
+        });
+    }
+    let mut seen: HashMap<&str, (&Path, usize)> = HashMap::new();
+    let mut duplicates = Vec::new();
+    for dialogue in &imported.dialogues {
+        match seen.get(dialogue.dialogue.as_str()) {
+            Some((file, line)) => duplicates.push(Warning {
+                file: dialogue.file.clone(),
+                line: Some(dialogue.line),
+                message: format!("the same dialogue as {}:{line}", file.display()),
+            }),
+            None => {
+                seen.insert(&dialogue.dialogue, (&dialogue.file, dialogue.line));
+            }
+        }
+    }
+    imported.warnings.extend(duplicates);
+    Ok(())
+}
+
+fn extension(path: &Path) -> Option<String> {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+}
+
+type Parsed = (Format, Vec<Dialogue>, Vec<Warning>);
+
+/// Parses a file's text, its format told by its content first and its extension second.
+fn parse_text(
+    text: &str,
+    path: &Path,
+    options: &ImportOptions,
+) -> std::result::Result<Parsed, Issue> {
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
+        return Err(Issue::at(1, "the file is empty"));
+    }
+    let extension = extension(path).unwrap_or_default();
+    let transcript = |format: Format, turns: Vec<Turn>| -> std::result::Result<Parsed, Issue> {
+        let id = path
+            .file_stem()
+            .map(|s| Value::from(s.to_string_lossy().into_owned()));
+        if turns.is_empty() {
+            return Err(Issue::at(1, "the transcript has no text"));
+        }
+        let dialogue = Dialogue {
+            id,
+            dialogue: render(&turns, options.speakers),
+            turns,
+            summaries: Vec::new(),
+            file: path.to_path_buf(),
+            line: 1,
+        };
+        Ok((format, vec![dialogue], Vec::new()))
+    };
+    if trimmed.starts_with("WEBVTT") {
+        return transcript(Format::Vtt, transcript::parse_vtt(text)?);
+    }
+    if extension == "srt" || looks_like_srt(trimmed) {
+        return transcript(Format::Srt, transcript::parse_srt(text)?);
+    }
+    if trimmed.starts_with('[') {
+        let rows = parse_json_array(text)?;
+        return rows_to_dialogues(Format::Json, rows, path, options);
+    }
+    if trimmed.starts_with('{') {
+        let rows = parse_json_lines(text)?;
+        return rows_to_dialogues(Format::Jsonl, rows, path, options);
+    }
+    if extension == "vtt" {
+        return Err(Issue::at(1, "a WebVTT file must start with WEBVTT"));
+    }
+    if extension == "jsonl" || extension == "json" {
+        return Err(Issue::at(1, "invalid JSON: expected an object or an array"));
+    }
+    let table_by_extension = match extension.as_str() {
+        "csv" => Some(','),
+        "tsv" => Some('\t'),
+        _ => None,
+    };
+    let table = |delimiter: char| {
+        let format = if delimiter == '\t' {
+            Format::Tsv
+        } else {
+            Format::Csv
+        };
+        table_to_dialogues(format, text, delimiter, path, options)
+    };
+    if let Some(delimiter) = table_by_extension {
+        return table(table::detect_delimiter(text).unwrap_or(delimiter));
+    }
+    if transcript::looks_like_plain_transcript(text) {
+        return transcript(Format::Transcript, transcript::parse_plain(text));
+    }
+    if let Some(delimiter) = table::detect_delimiter(text) {
+        return table(delimiter);
+    }
+    transcript(Format::Transcript, transcript::parse_plain(text))
+}
+
+fn looks_like_srt(text: &str) -> bool {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("").trim();
+    let second = lines.next().unwrap_or("");
+    !first.is_empty() && first.chars().all(|c| c.is_ascii_digit()) && second.contains("-->")
+}
+
+/// Which columns hold the dialogue, the summaries and the id.
+struct Columns {
+    dialogue: String,
+    summaries: Vec<String>,
+    id: Option<String>,
+}
+
+fn choose_columns(
+    names: &[String],
+    options: &ImportOptions,
+) -> std::result::Result<Columns, String> {
+    let find = |wanted: &str| {
+        names
+            .iter()
+            .find(|n| n.trim().eq_ignore_ascii_case(wanted))
+            .cloned()
+    };
+    let dialogue = match &options.dialogue_column {
+        Some(name) => find(name).ok_or_else(|| format!("no column \"{name}\" (columns: {})", names.join(", ")))?,
+        None => DIALOGUE_NAMES.iter().find_map(|n| find(n)).ok_or_else(|| {
+            format!(
+                "no dialogue column: expected one of {} (columns: {}); name it with --dialogue-column",
+                DIALOGUE_NAMES.join(", "),
+                names.join(", ")
+            )
+        })?,
+    };
+    let summaries = match &options.summary_column {
+        Some(name) => vec![
+            find(name)
+                .ok_or_else(|| format!("no column \"{name}\" (columns: {})", names.join(", ")))?,
+        ],
+        None => {
+            let numbered: Vec<String> = ["summary", "summary1", "summary2", "summary3"]
+                .iter()
+                .filter_map(|n| find(n))
+                .collect();
+            if numbered.is_empty() {
+                SUMMARY_NAMES
+                    .iter()
+                    .find_map(|n| find(n))
+                    .into_iter()
+                    .collect()
+            } else {
+                numbered
+            }
+        }
+    };
+    let id = match &options.id_column {
+        Some(name) => Some(
+            find(name)
+                .ok_or_else(|| format!("no column \"{name}\" (columns: {})", names.join(", ")))?,
+        ),
+        None => ID_NAMES.iter().find_map(|n| find(n)),
+    };
+    Ok(Columns {
+        dialogue,
+        summaries,
+        id,
+    })
+}
+
+fn rows_to_dialogues(
+    format: Format,
+    rows: Vec<Row>,
+    path: &Path,
+    options: &ImportOptions,
+) -> std::result::Result<Parsed, Issue> {
+    let mut names: Vec<String> = Vec::new();
+    for (_, row) in &rows {
+        for key in row.keys() {
+            if !names.contains(key) {
+                names.push(key.clone());
+            }
+        }
+    }
+    let first_line = rows.first().map_or(1, |r| r.0);
+    let columns = choose_columns(&names, options).map_err(|m| Issue::at(first_line, m))?;
+    let mut dialogues = Vec::new();
+    let mut warnings = Vec::new();
+    for (line, row) in rows {
+        let text = match row.get(&columns.dialogue) {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Null) => String::new(),
+            None => {
+                return Err(Issue::at(
+                    line,
+                    format!("no \"{}\" field in this row", columns.dialogue),
+                ));
+            }
+            Some(_) => {
+                return Err(Issue::at(
+                    line,
+                    format!("field \"{}\" must be a string", columns.dialogue),
+                ));
+            }
+        };
+        let summaries = columns
+            .summaries
+            .iter()
+            .filter_map(|c| row.get(c).and_then(Value::as_str))
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_string)
+            .collect();
+        let id = columns.id.as_ref().and_then(|c| row.get(c)).cloned();
+        push_row(
+            &mut dialogues,
+            &mut warnings,
+            path,
+            line,
+            text,
+            summaries,
+            id,
+            options,
+        );
+    }
+    Ok((format, dialogues, warnings))
+}
+
+fn table_to_dialogues(
+    format: Format,
+    text: &str,
+    delimiter: char,
+    path: &Path,
+    options: &ImportOptions,
+) -> std::result::Result<Parsed, Issue> {
+    let records = table::parse(text, delimiter)?;
+    let Some(header) = records.iter().find(|r| !table::is_blank(r)) else {
+        return Err(Issue::at(1, "the table has no rows"));
+    };
+    let known = |f: &String| {
+        let f = f.trim().to_ascii_lowercase();
+        DIALOGUE_NAMES.contains(&f.as_str())
+            || SUMMARY_NAMES.contains(&f.as_str())
+            || ID_NAMES.contains(&f.as_str())
+            || options
+                .dialogue_column
+                .as_ref()
+                .is_some_and(|c| c.eq_ignore_ascii_case(&f))
+    };
+    let has_header = header.fields.iter().any(known);
+    let (names, header_line): (Vec<String>, usize) = if has_header {
+        (
+            header.fields.iter().map(|f| f.trim().to_string()).collect(),
+            header.line,
+        )
+    } else {
+        let names = match header.fields.len() {
+            1 => vec!["dialogue".to_string()],
+            2 => vec!["dialogue".to_string(), "summary".to_string()],
+            _ => {
+                return Err(Issue::at(
+                    header.line,
+                    "no header row naming the columns (such as dialogue, summary)",
+                ));
+            }
+        };
+        (names, 0)
+    };
+    let columns = choose_columns(&names, options).map_err(|m| Issue::at(header.line, m))?;
+    let index = |name: &str| names.iter().position(|n| n == name);
+    let dialogue_index = index(&columns.dialogue);
+    let summary_indexes: Vec<usize> = columns.summaries.iter().filter_map(|c| index(c)).collect();
+    let id_index = columns.id.as_deref().and_then(index);
+    let mut dialogues = Vec::new();
+    let mut warnings = Vec::new();
+    for record in records.iter().filter(|r| r.line > header_line) {
+        if table::is_blank(record) {
+            continue;
+        }
+        if record.fields.len() > names.len() {
+            warnings.push(Warning {
+                file: path.to_path_buf(),
+                line: Some(record.line),
+                message: format!(
+                    "{} fields where the header has {}; the extra ones are ignored",
+                    record.fields.len(),
+                    names.len()
+                ),
+            });
+        }
+        let field = |i: Option<usize>| {
+            i.and_then(|i| record.fields.get(i))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let summaries = summary_indexes
+            .iter()
+            .map(|&i| field(Some(i)))
+            .filter(|s| !s.trim().is_empty())
+            .collect();
+        let id = id_index.map(|i| Value::from(field(Some(i))));
+        push_row(
+            &mut dialogues,
+            &mut warnings,
+            path,
+            record.line,
+            field(dialogue_index),
+            summaries,
+            id,
+            options,
+        );
+    }
+    Ok((format, dialogues, warnings))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_row(
+    dialogues: &mut Vec<Dialogue>,
+    warnings: &mut Vec<Warning>,
+    path: &Path,
+    line: usize,
+    text: String,
+    summaries: Vec<String>,
+    id: Option<Value>,
+    options: &ImportOptions,
+) {
+    if text.trim().is_empty() {
+        warnings.push(Warning {
+            file: path.to_path_buf(),
+            line: Some(line),
+            message: "empty dialogue, skipped".to_string(),
+        });
+        return;
+    }
+    let turns = transcript::parse_plain(&text);
+    let dialogue = match options.speakers {
+        Speakers::Names => text,
+        Speakers::Persons => render(&turns, Speakers::Persons),
+    };
+    dialogues.push(Dialogue {
+        id,
+        dialogue,
+        turns,
+        summaries,
+        file: path.to_path_buf(),
+        line,
+    });
+}
+
+/// The model's input for `turns`: one `Speaker: text` line per turn.
+pub fn render(turns: &[Turn], speakers: Speakers) -> String {
+    let mut numbers: HashMap<&str, usize> = HashMap::new();
+    turns
+        .iter()
+        .map(|turn| match (&turn.speaker, speakers) {
+            (None, _) => turn.text.clone(),
+            (Some(name), Speakers::Names) => format!("{name}: {}", turn.text),
+            (Some(name), Speakers::Persons) => {
+                let next = numbers.len() + 1;
+                let number = *numbers.entry(name.as_str()).or_insert(next);
+                format!("#Person{number}#: {}", turn.text)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Token lengths of the rendered inputs against the source window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenLengths {
+    pub window: usize,
+    pub min: usize,
+    pub median: usize,
+    pub p90: usize,
+    pub max: usize,
+    /// How many would be cut to the window.
+    pub over_window: usize,
+}
+
+/// What `dialora data check` reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Statistics {
+    pub format: Format,
+    pub dialogues: usize,
+    pub with_summary: usize,
+    pub turns: usize,
+    pub speakers: usize,
+    /// With a tokenizer only.
+    pub token_lengths: Option<TokenLengths>,
+    pub warnings: Vec<String>,
+}
+
+/// Counts and checks of an import; token lengths of each prompt when a tokenizer is given.
+pub fn statistics(
+    imported: &Imported,
+    tokenizer: Option<(&TextTokenizer, &str, usize)>,
+) -> Result<Statistics> {
+    let dialogues = &imported.dialogues;
+    let speakers: BTreeSet<&str> = dialogues
+        .iter()
+        .flat_map(|d| d.turns.iter().filter_map(|t| t.speaker.as_deref()))
+        .collect();
+    let token_lengths = match tokenizer {
+        Some((tokenizer, template, window)) => {
+            let mut lengths = Vec::with_capacity(dialogues.len());
+            for dialogue in dialogues {
+                let prompt = template.replace("{dialogue}", &dialogue.dialogue);
+                lengths.push(tokenizer.encode(&prompt, usize::MAX)?.ids.len());
+            }
+            lengths.sort_unstable();
+            let at = |q: f64| lengths[((lengths.len() - 1) as f64 * q).round() as usize];
+            Some(TokenLengths {
+                window,
+                min: lengths[0],
+                median: at(0.5),
+                p90: at(0.9),
+                max: lengths[lengths.len() - 1],
+                over_window: lengths.iter().filter(|&&l| l > window).count(),
+            })
+        }
+        None => None,
+    };
+    Ok(Statistics {
+        format: imported.format,
+        dialogues: dialogues.len(),
+        with_summary: dialogues.iter().filter(|d| !d.summaries.is_empty()).count(),
+        turns: dialogues.iter().map(|d| d.turns.len()).sum(),
+        speakers: speakers.len(),
+        token_lengths,
+        warnings: imported.warnings.iter().map(|w| w.to_string()).collect(),
+    })
+}
+
+/// Splits off `fraction` of the dialogues (at least one) for validation, chosen with `seed`.
+pub fn split(dialogues: Vec<Dialogue>, fraction: f64, seed: u64) -> (Vec<Dialogue>, Vec<Dialogue>) {
+    let count = dialogues.len();
+    let held =
+        ((count as f64 * fraction).round() as usize).clamp(1, count.saturating_sub(1).max(1));
+    let mut order: Vec<usize> = (0..count).collect();
+    SplitMix64::new(seed).shuffle(&mut order);
+    let validation: BTreeSet<usize> = order[..held].iter().copied().collect();
+    let (mut train, mut held_out) = (Vec::new(), Vec::new());
+    for (index, dialogue) in dialogues.into_iter().enumerate() {
+        if validation.contains(&index) {
+            held_out.push(dialogue);
+        } else {
+            train.push(dialogue);
+        }
+    }
+    (train, held_out)
+}
+
+/// The dialogues as DialogSum-shaped JSONL (`id`, `dialogue`, `summary` or `summary1..`).
+pub fn to_jsonl(dialogues: &[Dialogue]) -> String {
+    let mut out = String::new();
+    for (index, dialogue) in dialogues.iter().enumerate() {
+        let mut row = serde_json::Map::new();
+        row.insert(
+            "id".into(),
+            dialogue.id.clone().unwrap_or_else(|| Value::from(index)),
+        );
+        row.insert("dialogue".into(), Value::from(dialogue.dialogue.clone()));
+        match dialogue.summaries.as_slice() {
+            [] => {}
+            [one] => {
+                row.insert("summary".into(), Value::from(one.clone()));
+            }
+            many => {
+                for (i, summary) in many.iter().enumerate() {
+                    row.insert(format!("summary{}", i + 1), Value::from(summary.clone()));
+                }
+            }
+        }
+        out.push_str(&Value::Object(row).to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// Parses text as `import` would a file of that name; for fuzzing the parsers without files.
+#[doc(hidden)]
+pub fn parse_for_fuzzing(text: &str, file_name: &str) -> usize {
+    parse_text(text, Path::new(file_name), &ImportOptions::default())
+        .map_or(0, |(_, dialogues, _)| dialogues.len())
+}

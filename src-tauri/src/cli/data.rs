@@ -1,0 +1,216 @@
+//! `dialora data check|convert`, and how every command reads its dialogues: any importable file or
+//! folder, or `dialogsum[:split]` from the Hub, with the import's warnings on stderr.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use dialora_engine::data::{self, ImportOptions, Imported, Speakers};
+use dialora_engine::fsutil::write_atomically;
+use dialora_engine::summarize::DEFAULT_PROMPT;
+use dialora_engine::{Error, Result, hub};
+
+use super::progress::TerminalProgress;
+
+/// How to read data files: column names for tables and JSON, and the speaker style.
+#[derive(Args, Clone)]
+pub struct ImportArgs {
+    /// The column (or JSON field) holding the dialogue, when it is not found by its name.
+    #[arg(long)]
+    dialogue_column: Option<String>,
+    /// The column holding the reference summary.
+    #[arg(long)]
+    summary_column: Option<String>,
+    /// The column holding an id.
+    #[arg(long)]
+    id_column: Option<String>,
+    /// Write speakers as named in the source, or as DialogSum's #Person1#, #Person2#.
+    #[arg(long, value_enum, default_value = "names")]
+    speakers: SpeakersArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy)]
+enum SpeakersArg {
+    Names,
+    Persons,
+}
+
+impl ImportArgs {
+    fn options(&self) -> ImportOptions {
+        ImportOptions {
+            dialogue_column: self.dialogue_column.clone(),
+            summary_column: self.summary_column.clone(),
+            id_column: self.id_column.clone(),
+            speakers: match self.speakers {
+                SpeakersArg::Names => Speakers::Names,
+                SpeakersArg::Persons => Speakers::Persons,
+            },
+        }
+    }
+
+    /// Reads `spec`: `dialogsum[:split]` (`default_split` when none is named) or a file or folder.
+    /// Prints the import's warnings unless `quiet`.
+    pub fn load(&self, spec: &Path, default_split: &str, quiet: bool) -> Result<Imported> {
+        let text = spec.to_string_lossy();
+        let progress = TerminalProgress::new();
+        let path = match hub::resolve_dialogsum(&text, default_split, &progress)? {
+            Some(downloaded) => downloaded,
+            None => spec.to_path_buf(),
+        };
+        let imported = data::import(&path, &self.options())?;
+        if !quiet {
+            const SHOWN: usize = 5;
+            for warning in imported.warnings.iter().take(SHOWN) {
+                eprintln!("warning: {warning}");
+            }
+            if imported.warnings.len() > SHOWN {
+                eprintln!(
+                    "warning: {} more (see dialora data check {})",
+                    imported.warnings.len() - SHOWN,
+                    spec.display()
+                );
+            }
+        }
+        Ok(imported)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Read a data file and report what is in it: counts, lengths, duplicates, empty rows.
+    Check {
+        /// A data file or folder (CSV, TSV, JSONL, JSON, VTT, SRT, text), or dialogsum[:split].
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// A model whose tokenizer measures the prompts (folder or Hub id).
+        #[arg(long)]
+        model: Option<String>,
+        /// The source window the lengths are measured against.
+        #[arg(long, default_value_t = 512)]
+        max_source_length: usize,
+        #[command(flatten)]
+        import: ImportArgs,
+    },
+    /// Convert data files to one DialogSum-shaped JSONL file (id, dialogue, summary).
+    Convert {
+        /// Data files or folders.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The JSONL file to write.
+        #[arg(long)]
+        output: PathBuf,
+        /// Also split off this fraction of the dialogues into --validation-output.
+        #[arg(long, requires = "validation_output")]
+        validation_fraction: Option<f64>,
+        /// Where the split-off dialogues go.
+        #[arg(long, requires = "validation_fraction")]
+        validation_output: Option<PathBuf>,
+        /// Seed of the split.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[command(flatten)]
+        import: ImportArgs,
+    },
+}
+
+pub fn run(command: DataCommand) -> Result<()> {
+    match command {
+        DataCommand::Check {
+            file,
+            json,
+            model,
+            max_source_length,
+            import,
+        } => {
+            let imported = import.load(&file, "train", true)?;
+            let tokenizer = match &model {
+                Some(spec) => {
+                    let files = hub::resolve_model(spec, &TerminalProgress::new())?;
+                    Some(dialora_engine::tokenize::TextTokenizer::load(
+                        &files.tokenizer,
+                    )?)
+                }
+                None => None,
+            };
+            let statistics = data::statistics(
+                &imported,
+                tokenizer
+                    .as_ref()
+                    .map(|t| (t, DEFAULT_PROMPT, max_source_length)),
+            )?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&statistics).unwrap_or_default()
+                );
+            } else {
+                print!("{}", human(&file, &statistics));
+            }
+            Ok(())
+        }
+        DataCommand::Convert {
+            files,
+            output,
+            validation_fraction,
+            validation_output,
+            seed,
+            import,
+        } => {
+            let mut dialogues = Vec::new();
+            for file in &files {
+                dialogues.extend(import.load(file, "train", false)?.dialogues);
+            }
+            match (validation_fraction, validation_output) {
+                (Some(fraction), Some(validation_path)) => {
+                    if !(fraction > 0.0 && fraction < 1.0) || dialogues.len() < 2 {
+                        return Err(Error::settings(
+                            "--validation-fraction must be between 0 and 1, with at least 2 dialogues",
+                        ));
+                    }
+                    let (train, validation) = data::split(dialogues, fraction, seed);
+                    write_atomically(&output, data::to_jsonl(&train).as_bytes())?;
+                    write_atomically(&validation_path, data::to_jsonl(&validation).as_bytes())?;
+                    eprintln!(
+                        "wrote {} dialogues to {} and {} to {}",
+                        train.len(),
+                        output.display(),
+                        validation.len(),
+                        validation_path.display()
+                    );
+                }
+                _ => {
+                    write_atomically(&output, data::to_jsonl(&dialogues).as_bytes())?;
+                    eprintln!(
+                        "wrote {} dialogues to {}",
+                        dialogues.len(),
+                        output.display()
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn human(file: &Path, s: &data::Statistics) -> String {
+    let mut text = format!(
+        "{} ({:?})\n  dialogues:     {} ({} with a summary)\n  turns:         {}\n  speakers:      {}\n",
+        file.display(),
+        s.format,
+        s.dialogues,
+        s.with_summary,
+        s.turns,
+        s.speakers
+    );
+    if let Some(t) = &s.token_lengths {
+        text.push_str(&format!(
+            "  prompt tokens: min {}, median {}, 90% {}, max {}; {} over the {}-token window (they would be cut)\n",
+            t.min, t.median, t.p90, t.max, t.over_window, t.window
+        ));
+    }
+    for warning in &s.warnings {
+        text.push_str(&format!("  warning: {warning}\n"));
+    }
+    text
+}
