@@ -76,6 +76,30 @@ fn resumable_run(home: &Path, data: &Path, output: &Path, log: &Path) -> Command
     command
 }
 
+/// Makes a task and runs [`resumable_run`] on it to the end; returns the data, that run's log and
+/// the path for an interrupted run's log.
+fn uninterrupted_run(dir: &Path, seed: u64) -> (PathBuf, PathBuf, PathBuf) {
+    let data = synthetic_task(dir, 80, seed);
+    let (whole_log, part_log) = (dir.join("whole.jsonl"), dir.join("part.jsonl"));
+    run(&mut resumable_run(
+        dir,
+        &data,
+        &dir.join("whole"),
+        &whole_log,
+    ))
+    .success();
+    (data, whole_log, part_log)
+}
+
+/// Waits until a running training has logged `steps` steps.
+fn wait_for_steps(log: &Path, steps: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(log).map_or(0, |t| t.lines().count()) < steps {
+        assert!(Instant::now() < deadline, "the run never got going");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 fn logged_losses(log: &Path) -> Vec<(u64, f64)> {
     std::fs::read_to_string(log)
         .unwrap()
@@ -193,15 +217,7 @@ fn training_learns_a_synthetic_task() {
 fn a_run_killed_with_sigkill_resumes_to_the_same_losses() {
     let home = tempfile::tempdir().unwrap();
     let dir = home.path();
-    let data = synthetic_task(dir, 80, 3);
-    let (whole_log, part_log) = (dir.join("whole.jsonl"), dir.join("part.jsonl"));
-    run(&mut resumable_run(
-        dir,
-        &data,
-        &dir.join("whole"),
-        &whole_log,
-    ))
-    .success();
+    let (data, whole_log, part_log) = uninterrupted_run(dir, 3);
     let expected = logged_losses(&whole_log);
     assert_eq!(expected.len(), 60);
 
@@ -210,17 +226,7 @@ fn a_run_killed_with_sigkill_resumes_to_the_same_losses() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let steps = std::fs::read_to_string(&part_log)
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
-        if steps >= 7 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the run never got going");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_for_steps(&part_log, 7);
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     assert!(!status.success(), "the run finished before it was killed");
@@ -390,26 +396,14 @@ fn bad_settings_are_refused_before_any_work() {
 fn ctrl_c_checkpoints_and_resume_continues_the_same_run() {
     let home = tempfile::tempdir().unwrap();
     let dir = home.path();
-    let data = synthetic_task(dir, 80, 7);
-    let (whole_log, part_log) = (dir.join("whole.jsonl"), dir.join("part.jsonl"));
-    run(&mut resumable_run(
-        dir,
-        &data,
-        &dir.join("whole"),
-        &whole_log,
-    ))
-    .success();
+    let (data, whole_log, part_log) = uninterrupted_run(dir, 7);
 
     let output = dir.join("part");
     let child = resumable_run(dir, &data, &output, &part_log)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read_to_string(&part_log).map_or(0, |t| t.lines().count()) < 5 {
-        assert!(Instant::now() < deadline, "the run never got going");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_for_steps(&part_log, 5);
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

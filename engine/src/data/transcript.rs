@@ -15,23 +15,8 @@ pub fn parse_vtt(text: &str) -> Result<Vec<Turn>, Issue> {
         return Err(Issue::at(1, "a WebVTT file must start with WEBVTT"));
     }
     let mut turns = Vec::new();
-    let mut index = 1;
-    // The header block runs to the first blank line.
-    while index < lines.len() && !lines[index].trim().is_empty() {
-        index += 1;
-    }
-    while index < lines.len() {
-        if lines[index].trim().is_empty() {
-            index += 1;
-            continue;
-        }
-        let block_start = index;
-        let mut block_end = index;
-        while block_end < lines.len() && !lines[block_end].trim().is_empty() {
-            block_end += 1;
-        }
-        let block = &lines[block_start..block_end];
-        index = block_end;
+    // The first block is the header.
+    for (block_start, block) in blocks(&lines).into_iter().skip(1) {
         let first = block[0].trim();
         if first.starts_with("NOTE") || first == "STYLE" || first == "REGION" {
             continue;
@@ -52,19 +37,7 @@ pub fn parse_vtt(text: &str) -> Result<Vec<Turn>, Issue> {
 pub fn parse_srt(text: &str) -> Result<Vec<Turn>, Issue> {
     let lines: Vec<&str> = text.lines().collect();
     let mut turns = Vec::new();
-    let mut index = 0;
-    while index < lines.len() {
-        if lines[index].trim().is_empty() {
-            index += 1;
-            continue;
-        }
-        let block_start = index;
-        let mut block_end = index;
-        while block_end < lines.len() && !lines[block_end].trim().is_empty() {
-            block_end += 1;
-        }
-        let block = &lines[block_start..block_end];
-        index = block_end;
+    for (block_start, block) in blocks(&lines) {
         let number = block[0].trim().trim_start_matches('\u{feff}');
         let timing = if number.chars().all(|c| c.is_ascii_digit()) && !number.is_empty() {
             1
@@ -86,6 +59,24 @@ pub fn parse_srt(text: &str) -> Result<Vec<Turn>, Issue> {
         add_cue(&mut turns, &block[timing + 1..], false);
     }
     Ok(turns)
+}
+
+/// The runs of non-blank lines, each with the index of its first line.
+fn blocks<'a>(lines: &'a [&'a str]) -> Vec<(usize, &'a [&'a str])> {
+    let mut found = Vec::new();
+    let mut index = 0;
+    while index < lines.len() {
+        if lines[index].trim().is_empty() {
+            index += 1;
+            continue;
+        }
+        let start = index;
+        while index < lines.len() && !lines[index].trim().is_empty() {
+            index += 1;
+        }
+        found.push((start, &lines[start..index]));
+    }
+    found
 }
 
 /// The turns of a plain transcript: `Name: text` starts a turn, other lines continue the last one.

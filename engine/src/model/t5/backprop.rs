@@ -533,6 +533,45 @@ fn residual_mask(dropout: &mut Option<Dropout>, like: &Tensor) -> Result<Option<
     }
 }
 
+/// A stack's output: `dropout(norm(hidden))`, with the norm's tape and the mask.
+fn final_norm(
+    norm: &LayerNorm,
+    hidden: &Tensor,
+    dropout: &mut Option<Dropout>,
+) -> Result<(Tensor, NormTape, Option<Tensor>)> {
+    let (normed, tape) = norm_forward(norm, hidden)?;
+    let mask = residual_mask(dropout, &normed)?;
+    Ok((apply_mask(&normed, &mask)?, tape, mask))
+}
+
+/// `hidden + dropout(sublayer(norm(hidden)))`, T5's pre-norm residual sub-layer, with its tapes.
+fn residual_forward<T>(
+    norm: &LayerNorm,
+    hidden: Tensor,
+    dropout: &mut Option<Dropout>,
+    sublayer: impl FnOnce(&Tensor, &mut Option<Dropout>) -> Result<(Tensor, T)>,
+) -> Result<(Tensor, ResidualTape, T)> {
+    let (normed, norm) = norm_forward(norm, &hidden)?;
+    let (out, tape) = sublayer(&normed, dropout)?;
+    let mask = residual_mask(dropout, &out)?;
+    let hidden = (hidden + apply_mask(&out, &mask)?)?;
+    Ok((hidden, ResidualTape { norm, mask }, tape))
+}
+
+/// The gradient of a residual sub-layer's input; `sublayer` turns the gradient of its output into
+/// that of its (normed) input.
+fn residual_backward(
+    norm: &LayerNorm,
+    tape: &ResidualTape,
+    grad: Tensor,
+    trained: Trained,
+    gradients: &mut Gradients,
+    sublayer: impl FnOnce(&Tensor, &mut Gradients) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let branch = sublayer(&apply_mask(&grad, &tape.mask)?, gradients)?;
+    Ok((grad + norm_backward(norm, &tape.norm, &branch, trained, gradients)?)?)
+}
+
 struct EncoderLayerTape {
     attention_residual: ResidualTape,
     attention: AttentionTape,
@@ -583,6 +622,17 @@ pub struct Pass {
 }
 
 impl T5 {
+    /// A stack's input: `dropout(embedding[ids])`, with the mask.
+    fn embed_with_dropout(
+        &self,
+        ids: &Tensor,
+        dropout: &mut Option<Dropout>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let embedded = self.shared.index_select(ids, 0)?;
+        let mask = residual_mask(dropout, &embedded)?;
+        Ok((apply_mask(&embedded, &mask)?, mask))
+    }
+
     /// Teacher-forced forward pass over `batch`, keeping what [`T5::backward`] needs. With
     /// `dropout`, the model's dropout and the adapter's LoRA dropout are applied as in training.
     pub fn training_forward(
@@ -632,9 +682,7 @@ impl T5 {
             )?)?
             .squeeze(0)?;
 
-        let embedded = self.shared.index_select(&source_ids, 0)?;
-        let encoder_embedding_mask = residual_mask(dropout, &embedded)?;
-        let mut hidden = apply_mask(&embedded, &encoder_embedding_mask)?;
+        let (mut hidden, encoder_embedding_mask) = self.embed_with_dropout(&source_ids, dropout)?;
         let layout = AttentionLayout {
             query_rows: &source_rows,
             key_rows: &source_rows,
@@ -642,37 +690,27 @@ impl T5 {
         };
         let mut encoder_layers = Vec::with_capacity(self.encoder_blocks.len());
         for block in &self.encoder_blocks {
-            let (normed, norm) = norm_forward(&block.attention_norm, &hidden)?;
-            let (attended, attention) = attention_forward(
-                &block.self_attention,
-                &normed,
-                &normed,
-                &layout,
-                adapter,
-                dropout,
-            )?;
-            let mask = residual_mask(dropout, &attended)?;
-            hidden = (hidden + apply_mask(&attended, &mask)?)?;
-            let attention_residual = ResidualTape { norm, mask };
-            let (normed, norm) = norm_forward(&block.feed_forward_norm, &hidden)?;
-            let (fed, feed_forward) =
-                feed_forward_forward(&block.feed_forward, &normed, adapter, dropout)?;
-            let mask = residual_mask(dropout, &fed)?;
-            hidden = (hidden + apply_mask(&fed, &mask)?)?;
+            let (attended, attention_residual, attention) =
+                residual_forward(&block.attention_norm, hidden, dropout, |x, d| {
+                    attention_forward(&block.self_attention, x, x, &layout, adapter, d)
+                })?;
+            let (fed, feed_forward_residual, feed_forward) =
+                residual_forward(&block.feed_forward_norm, attended, dropout, |x, d| {
+                    feed_forward_forward(&block.feed_forward, x, adapter, d)
+                })?;
+            hidden = fed;
             encoder_layers.push(EncoderLayerTape {
                 attention_residual,
                 attention,
-                feed_forward_residual: ResidualTape { norm, mask },
+                feed_forward_residual,
                 feed_forward,
             });
         }
-        let (normed, encoder_final) = norm_forward(&self.encoder_norm, &hidden)?;
-        let encoder_output_mask = residual_mask(dropout, &normed)?;
-        let encoder_output = apply_mask(&normed, &encoder_output_mask)?;
+        let (encoder_output, encoder_final, encoder_output_mask) =
+            final_norm(&self.encoder_norm, &hidden, dropout)?;
 
-        let embedded = self.shared.index_select(&decoder_ids, 0)?;
-        let decoder_embedding_mask = residual_mask(dropout, &embedded)?;
-        let mut hidden = apply_mask(&embedded, &decoder_embedding_mask)?;
+        let (mut hidden, decoder_embedding_mask) =
+            self.embed_with_dropout(&decoder_ids, dropout)?;
         let self_layout = AttentionLayout {
             query_rows: &target_rows,
             key_rows: &target_rows,
@@ -685,47 +723,31 @@ impl T5 {
         };
         let mut decoder_layers = Vec::with_capacity(self.decoder_blocks.len());
         for block in &self.decoder_blocks {
-            let (normed, norm) = norm_forward(&block.self_attention_norm, &hidden)?;
-            let (attended, self_attention) = attention_forward(
-                &block.self_attention,
-                &normed,
-                &normed,
-                &self_layout,
-                adapter,
-                dropout,
-            )?;
-            let mask = residual_mask(dropout, &attended)?;
-            hidden = (hidden + apply_mask(&attended, &mask)?)?;
-            let self_residual = ResidualTape { norm, mask };
-            let (normed, norm) = norm_forward(&block.cross_attention_norm, &hidden)?;
-            let (attended, cross_attention) = attention_forward(
-                &block.cross_attention,
-                &normed,
-                &encoder_output,
-                &cross_layout,
-                adapter,
-                dropout,
-            )?;
-            let mask = residual_mask(dropout, &attended)?;
-            hidden = (hidden + apply_mask(&attended, &mask)?)?;
-            let cross_residual = ResidualTape { norm, mask };
-            let (normed, norm) = norm_forward(&block.feed_forward_norm, &hidden)?;
-            let (fed, feed_forward) =
-                feed_forward_forward(&block.feed_forward, &normed, adapter, dropout)?;
-            let mask = residual_mask(dropout, &fed)?;
-            hidden = (hidden + apply_mask(&fed, &mask)?)?;
+            let (attended, self_residual, self_attention) =
+                residual_forward(&block.self_attention_norm, hidden, dropout, |x, d| {
+                    attention_forward(&block.self_attention, x, x, &self_layout, adapter, d)
+                })?;
+            let (crossed, cross_residual, cross_attention) =
+                residual_forward(&block.cross_attention_norm, attended, dropout, |x, d| {
+                    let memory = &encoder_output;
+                    attention_forward(&block.cross_attention, x, memory, &cross_layout, adapter, d)
+                })?;
+            let (fed, feed_forward_residual, feed_forward) =
+                residual_forward(&block.feed_forward_norm, crossed, dropout, |x, d| {
+                    feed_forward_forward(&block.feed_forward, x, adapter, d)
+                })?;
+            hidden = fed;
             decoder_layers.push(DecoderLayerTape {
                 self_residual,
                 self_attention,
                 cross_residual,
                 cross_attention,
-                feed_forward_residual: ResidualTape { norm, mask },
+                feed_forward_residual,
                 feed_forward,
             });
         }
-        let (normed, decoder_final) = norm_forward(&self.decoder_norm, &hidden)?;
-        let decoder_output_mask = residual_mask(dropout, &normed)?;
-        let decoder_output = apply_mask(&normed, &decoder_output_mask)?;
+        let (decoder_output, decoder_final, decoder_output_mask) =
+            final_norm(&self.decoder_norm, &hidden, dropout)?;
         let (logits, head_input, head) = match &self.lm_head {
             Some(linear) => {
                 let (logits, tape) = linear_forward(linear, &decoder_output, adapter, dropout)?;
@@ -813,64 +835,60 @@ impl T5 {
             .transpose()?;
         let mut grad_encoder_output = tape.encoder_output.zeros_like()?;
         for (block, layer) in self.decoder_blocks.iter().zip(&tape.decoder_layers).rev() {
-            let branch = apply_mask(&grad, &layer.feed_forward_residual.mask)?;
-            let branch = feed_forward_backward(
-                &block.feed_forward,
-                &layer.feed_forward,
-                &branch,
-                adapter,
+            let ff = (&block.feed_forward, &layer.feed_forward);
+            grad = residual_backward(
+                &block.feed_forward_norm,
+                &layer.feed_forward_residual,
+                grad,
                 trained,
                 g,
+                |grad, g| feed_forward_backward(ff.0, ff.1, grad, adapter, trained, g),
             )?;
-            grad = (&grad
-                + norm_backward(
-                    &block.feed_forward_norm,
-                    &layer.feed_forward_residual.norm,
-                    &branch,
-                    trained,
-                    g,
-                )?)?;
-
-            let branch = apply_mask(&grad, &layer.cross_residual.mask)?;
-            let (branch, grad_keys) = attention_backward(
-                &block.cross_attention,
-                &layer.cross_attention,
-                &branch,
-                &cross_layout,
-                adapter,
+            let mut grad_keys = None;
+            grad = residual_backward(
+                &block.cross_attention_norm,
+                &layer.cross_residual,
+                grad,
                 trained,
                 g,
-                None,
+                |grad, g| {
+                    let (queries, keys) = attention_backward(
+                        &block.cross_attention,
+                        &layer.cross_attention,
+                        grad,
+                        &cross_layout,
+                        adapter,
+                        trained,
+                        g,
+                        None,
+                    )?;
+                    grad_keys = Some(keys);
+                    Ok(queries)
+                },
             )?;
-            grad_encoder_output = (grad_encoder_output + grad_keys)?;
-            grad = (&grad
-                + norm_backward(
-                    &block.cross_attention_norm,
-                    &layer.cross_residual.norm,
-                    &branch,
-                    trained,
-                    g,
-                )?)?;
-
-            let branch = apply_mask(&grad, &layer.self_residual.mask)?;
-            let (grad_queries, grad_keys) = attention_backward(
-                &block.self_attention,
-                &layer.self_attention,
-                &branch,
-                &self_layout,
-                adapter,
+            if let Some(keys) = grad_keys {
+                grad_encoder_output = (grad_encoder_output + keys)?;
+            }
+            grad = residual_backward(
+                &block.self_attention_norm,
+                &layer.self_residual,
+                grad,
                 trained,
                 g,
-                decoder_bias_grad.as_mut(),
+                |grad, g| {
+                    let (queries, keys) = attention_backward(
+                        &block.self_attention,
+                        &layer.self_attention,
+                        grad,
+                        &self_layout,
+                        adapter,
+                        trained,
+                        g,
+                        decoder_bias_grad.as_mut(),
+                    )?;
+                    Ok((queries + keys)?)
+                },
             )?;
-            grad = (&grad
-                + norm_backward(
-                    &block.self_attention_norm,
-                    &layer.self_residual.norm,
-                    &(grad_queries + grad_keys)?,
-                    trained,
-                    g,
-                )?)?;
         }
         let grad_decoder_embedding = apply_mask(&grad, &tape.decoder_embedding_mask)?;
 
@@ -885,42 +903,35 @@ impl T5 {
             .then(|| tape.encoder_bias.zeros_like())
             .transpose()?;
         for (block, layer) in self.encoder_blocks.iter().zip(&tape.encoder_layers).rev() {
-            let branch = apply_mask(&grad, &layer.feed_forward_residual.mask)?;
-            let branch = feed_forward_backward(
-                &block.feed_forward,
-                &layer.feed_forward,
-                &branch,
-                adapter,
+            let ff = (&block.feed_forward, &layer.feed_forward);
+            grad = residual_backward(
+                &block.feed_forward_norm,
+                &layer.feed_forward_residual,
+                grad,
                 trained,
                 g,
+                |grad, g| feed_forward_backward(ff.0, ff.1, grad, adapter, trained, g),
             )?;
-            grad = (&grad
-                + norm_backward(
-                    &block.feed_forward_norm,
-                    &layer.feed_forward_residual.norm,
-                    &branch,
-                    trained,
-                    g,
-                )?)?;
-            let branch = apply_mask(&grad, &layer.attention_residual.mask)?;
-            let (grad_queries, grad_keys) = attention_backward(
-                &block.self_attention,
-                &layer.attention,
-                &branch,
-                &layout,
-                adapter,
+            grad = residual_backward(
+                &block.attention_norm,
+                &layer.attention_residual,
+                grad,
                 trained,
                 g,
-                encoder_bias_grad.as_mut(),
+                |grad, g| {
+                    let (queries, keys) = attention_backward(
+                        &block.self_attention,
+                        &layer.attention,
+                        grad,
+                        &layout,
+                        adapter,
+                        trained,
+                        g,
+                        encoder_bias_grad.as_mut(),
+                    )?;
+                    Ok((queries + keys)?)
+                },
             )?;
-            grad = (&grad
-                + norm_backward(
-                    &block.attention_norm,
-                    &layer.attention_residual.norm,
-                    &(grad_queries + grad_keys)?,
-                    trained,
-                    g,
-                )?)?;
         }
 
         if everything {
