@@ -8,6 +8,7 @@ pub mod eval;
 pub mod fsutil;
 pub mod generate;
 pub mod hub;
+pub mod long_input;
 pub mod lora;
 pub mod model;
 pub mod report;

@@ -84,6 +84,15 @@ impl TextTokenizer {
         })
     }
 
+    /// The number of tokens of `text` without the special tokens the tokenizer adds.
+    pub fn count(&self, text: &str) -> Result<usize> {
+        Ok(self
+            .inner
+            .encode(text, false)
+            .map_err(|e| Error::settings(format!("cannot tokenize the text: {e}")))?
+            .len())
+    }
+
     /// Text of generated ids, special tokens skipped.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         let text = self

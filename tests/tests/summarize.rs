@@ -301,3 +301,57 @@ fn usage_errors_exit_with_2() {
     ]));
     assert_eq!(result.code, 2, "{}", result.stderr);
 }
+
+#[test]
+fn a_folder_of_long_transcripts_becomes_markdown_summaries_and_an_index() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path();
+    let transcripts = dir.join("meetings");
+    std::fs::create_dir(&transcripts).unwrap();
+    let mut long = String::new();
+    for i in 0..300 {
+        let speaker = ["Mary Ann", "Raj"][i % 2];
+        long.push_str(&format!(
+            "{speaker}: I will bring the report to the office tomorrow. Did you finish the invoice?\n"
+        ));
+    }
+    std::fs::write(transcripts.join("weekly sync.txt"), long).unwrap();
+    std::fs::copy(
+        fixtures().join("data/teams.vtt"),
+        transcripts.join("budget.vtt"),
+    )
+    .unwrap();
+    let output = dir.join("summaries/");
+    run(dialora(dir)
+        .args(["summarize", "--model"])
+        .arg(fixtures().join("t5-gated"))
+        .arg("--input")
+        .arg(&transcripts)
+        .arg("--output")
+        .arg(&output)
+        .args(["--max-source-length", "256", "--max-new-tokens", "12"]))
+    .success();
+    let index = std::fs::read_to_string(output.join("index.csv")).unwrap();
+    let rows: Vec<&str> = index.lines().collect();
+    assert_eq!(rows[0], "file,title,participants,turns,windows,summary");
+    assert_eq!(rows.len(), 3, "{index}");
+    assert!(rows[1].starts_with("budget.md,budget,Mary Ann Smith; Raj Patel,3,1,"));
+    assert!(rows[2].starts_with("weekly_sync.md,weekly sync,Mary Ann; Raj,300,"));
+    let markdown = std::fs::read_to_string(output.join("weekly_sync.md")).unwrap();
+    assert!(
+        markdown.starts_with("# weekly sync\n\n**Participants:** Mary Ann, Raj\n\n## Summary\n")
+    );
+    assert!(markdown.contains("<details>\n<summary>Partial summaries ("));
+    assert!(markdown.contains("### Level 1\n\n1. "));
+    let short = std::fs::read_to_string(output.join("budget.md")).unwrap();
+    assert!(!short.contains("<details>"));
+
+    std::fs::write(dir.join("silent.vtt"), "WEBVTT\n\nNOTE nothing was said\n").unwrap();
+    summarize_fails(
+        dir,
+        &fixtures().join("t5-gated"),
+        &[],
+        Some(&dir.join("silent.vtt")),
+        &["silent.vtt:1", "no text"],
+    );
+}

@@ -66,6 +66,8 @@ pub struct Dialogue {
     /// Where it was read: the file and its 1-based line.
     pub file: PathBuf,
     pub line: usize,
+    /// Whether it is a whole transcript file (rather than a row of a data set).
+    pub transcript: bool,
 }
 
 /// How turns become the model's input.
@@ -363,6 +365,7 @@ fn parse_text(
             summaries: Vec::new(),
             file: path.to_path_buf(),
             line: 1,
+            transcript: true,
         };
         Ok((format, vec![dialogue], Vec::new()))
     };
@@ -655,6 +658,7 @@ fn push_row(
         summaries,
         file: path.to_path_buf(),
         line,
+        transcript: false,
     });
 }
 

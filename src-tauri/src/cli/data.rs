@@ -35,6 +35,10 @@ enum SpeakersArg {
 }
 
 impl ImportArgs {
+    pub fn speakers(&self) -> Speakers {
+        self.options().speakers
+    }
+
     fn options(&self) -> ImportOptions {
         ImportOptions {
             dialogue_column: self.dialogue_column.clone(),

@@ -1,11 +1,13 @@
 //! `dialora summarize`: dialogues in (JSONL), summaries out (JSONL, input order).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use dialora_engine::adapter;
+use dialora_engine::data::{Dialogue, Speakers};
 use dialora_engine::fsutil::write_atomically;
 use dialora_engine::generate::{EarlyStopping, GenerationConfig};
+use dialora_engine::long_input::{LongSummary, summarize_long};
 use dialora_engine::model::{DeviceChoice, LoadedModel, ModelFiles};
 use dialora_engine::summarize::{DEFAULT_PROMPT, SummarizeSettings, Summarizer};
 use dialora_engine::task::Cancel;
@@ -71,7 +73,12 @@ pub struct SummarizeArgs {
     input: PathBuf,
     #[command(flatten)]
     import: ImportArgs,
-    /// Where to write the summaries (JSONL).
+    /// Dialogues longer than --max-source-length: summarized window by window, or cut to fit (as
+    /// transformers' truncation does). auto windows transcripts and cuts rows of data sets.
+    #[arg(long, value_enum, default_value = "auto")]
+    long_input: LongInputArg,
+    /// Where to write the summaries: a JSONL file, or a folder (an existing one, or a path ending
+    /// in /) for one Markdown file per transcript and index.csv.
     #[arg(long)]
     output: PathBuf,
     /// A LoRA adapter (PEFT folder).
@@ -84,6 +91,13 @@ pub struct SummarizeArgs {
     prompt: PromptArgs,
     #[command(flatten)]
     generation: GenerationArgs,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum LongInputArg {
+    Auto,
+    Window,
+    Cut,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy)]
@@ -178,32 +192,187 @@ pub fn run(args: SummarizeArgs, cancel: &Cancel) -> Result<()> {
         }
         None => None,
     };
-    let texts: Vec<String> = dialogues.iter().map(|d| d.dialogue.clone()).collect();
-    let summaries = summarizer.summarize(&texts, adapter_name, &settings, cancel, &progress)?;
-
-    let truncated = summaries.iter().filter(|s| s.truncated).count();
-    if truncated > 0 {
-        eprintln!(
-            "warning: {truncated} of {} dialogues were longer than {} tokens and were cut (see --max-source-length)",
-            summaries.len(),
-            args.prompt.max_source_length
-        );
-    }
-    let mut output = String::new();
-    for (index, (dialogue, summary)) in dialogues.iter().zip(&summaries).enumerate() {
-        let id = dialogue
-            .id
-            .clone()
-            .unwrap_or_else(|| serde_json::Value::from(index));
-        let row = serde_json::json!({ "id": id, "summary": summary.text });
-        output.push_str(&row.to_string());
-        output.push('\n');
-    }
-    write_atomically(&args.output, output.as_bytes()).map_err(|e| match e {
+    let summaries = summarize_all(
+        &summarizer,
+        &dialogues,
+        args.import.speakers(),
+        args.long_input,
+        adapter_name,
+        &settings,
+        cancel,
+        &progress,
+    )?;
+    let as_folder = args.output.is_dir() || args.output.to_string_lossy().ends_with('/');
+    let written = if as_folder {
+        write_folder(&args.output, &dialogues, &summaries)
+    } else {
+        write_jsonl(&args.output, &dialogues, &summaries)
+    };
+    written.map_err(|e| match e {
         Error::File { path, message } => Error::File {
             path,
             message: format!("cannot write the summaries: {message}"),
         },
         other => other,
     })
+}
+
+/// Summaries of every dialogue: those that fit the source window (or are to be cut to it) together
+/// in batches, the longer ones window by window.
+#[allow(clippy::too_many_arguments)]
+fn summarize_all(
+    summarizer: &Summarizer,
+    dialogues: &[Dialogue],
+    speakers: Speakers,
+    long_input: LongInputArg,
+    adapter: Option<&str>,
+    settings: &SummarizeSettings,
+    cancel: &Cancel,
+    progress: &TerminalProgress,
+) -> Result<Vec<LongSummary>> {
+    let tokenizer = &summarizer.model.tokenizer;
+    let mut fits = Vec::with_capacity(dialogues.len());
+    for dialogue in dialogues {
+        let windowed = match long_input {
+            LongInputArg::Auto => dialogue.transcript,
+            LongInputArg::Window => true,
+            LongInputArg::Cut => false,
+        };
+        let prompt = settings.prompt(&dialogue.dialogue);
+        let length = tokenizer.encode(&prompt, usize::MAX)?.ids.len();
+        fits.push(!windowed || length <= settings.max_source_length);
+    }
+    let short: Vec<String> = dialogues
+        .iter()
+        .zip(&fits)
+        .filter(|(_, fits)| **fits)
+        .map(|(d, _)| d.dialogue.clone())
+        .collect();
+    let short_summaries = summarizer.summarize(&short, adapter, settings, cancel, progress)?;
+    let cut = short_summaries.iter().filter(|s| s.truncated).count();
+    if cut > 0 {
+        eprintln!(
+            "warning: {cut} of {} dialogues were longer than {} tokens and were cut (see --max-source-length and --long-input)",
+            dialogues.len(),
+            settings.max_source_length
+        );
+    }
+    let mut short_summaries = short_summaries.into_iter();
+    let mut summaries = Vec::with_capacity(dialogues.len());
+    for (dialogue, fits) in dialogues.iter().zip(fits) {
+        if fits {
+            summaries.push(LongSummary {
+                summary: short_summaries.next().map(|s| s.text).unwrap_or_default(),
+                levels: Vec::new(),
+                windows: 1,
+            });
+        } else {
+            summaries.push(summarize_long(
+                summarizer,
+                &dialogue.turns,
+                speakers,
+                adapter,
+                settings,
+                cancel,
+                progress,
+            )?);
+        }
+    }
+    Ok(summaries)
+}
+
+fn id_of(dialogue: &Dialogue, index: usize) -> serde_json::Value {
+    dialogue
+        .id
+        .clone()
+        .unwrap_or_else(|| serde_json::Value::from(index))
+}
+
+fn write_jsonl(path: &Path, dialogues: &[Dialogue], summaries: &[LongSummary]) -> Result<()> {
+    let mut output = String::new();
+    for (index, (dialogue, summary)) in dialogues.iter().zip(summaries).enumerate() {
+        let row = serde_json::json!({ "id": id_of(dialogue, index), "summary": summary.summary });
+        output.push_str(&row.to_string());
+        output.push('\n');
+    }
+    write_atomically(path, output.as_bytes())
+}
+
+/// One Markdown file per dialogue (title, participants, summary, the partial summaries folded
+/// away) and `index.csv` listing them.
+fn write_folder(folder: &Path, dialogues: &[Dialogue], summaries: &[LongSummary]) -> Result<()> {
+    std::fs::create_dir_all(folder).map_err(|e| Error::file(folder, e))?;
+    let mut index = String::from("file,title,participants,turns,windows,summary\n");
+    let mut used = std::collections::HashSet::new();
+    for (number, (dialogue, summary)) in dialogues.iter().zip(summaries).enumerate() {
+        let title = match id_of(dialogue, number) {
+            serde_json::Value::String(text) => text,
+            other => other.to_string(),
+        };
+        let mut participants: Vec<&str> = Vec::new();
+        for name in dialogue.turns.iter().filter_map(|t| t.speaker.as_deref()) {
+            if !participants.contains(&name) {
+                participants.push(name);
+            }
+        }
+        let stem: String = title
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let mut file = format!("{stem}.md");
+        let mut copy = 2;
+        while !used.insert(file.clone()) {
+            file = format!("{stem}-{copy}.md");
+            copy += 1;
+        }
+        let named = if participants.is_empty() {
+            "not named in the transcript".to_string()
+        } else {
+            participants.join(", ")
+        };
+        let mut markdown = format!(
+            "# {title}\n\n**Participants:** {named}\n\n## Summary\n\n{}\n",
+            summary.summary
+        );
+        if !summary.levels.is_empty() {
+            markdown.push_str(&format!(
+                "\n<details>\n<summary>Partial summaries ({} windows)</summary>\n",
+                summary.windows
+            ));
+            for (level, partials) in summary.levels.iter().enumerate() {
+                markdown.push_str(&format!("\n### Level {}\n\n", level + 1));
+                for (i, partial) in partials.iter().enumerate() {
+                    markdown.push_str(&format!("{}. {partial}\n", i + 1));
+                }
+            }
+            markdown.push_str("\n</details>\n");
+        }
+        write_atomically(&folder.join(&file), markdown.as_bytes())?;
+        let fields = [
+            file,
+            title,
+            participants.join("; "),
+            dialogue.turns.len().to_string(),
+            summary.windows.to_string(),
+            summary.summary.clone(),
+        ];
+        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        index.push_str(&row.join(","));
+        index.push('\n');
+    }
+    write_atomically(&folder.join("index.csv"), index.as_bytes())
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
 }
