@@ -175,6 +175,11 @@ fn unusable_files_end_with_one_line_naming_file_and_line() {
     )
     .unwrap();
     std::fs::write(dir.join("latin1.txt"), b"Anna: caf\xe9\n").unwrap();
+    let huge_line = format!(
+        "{{\"dialogue\": \"A: hi\"}}\n{{\"dialogue\": \"{}\"}}\n",
+        "a".repeat(17 << 20)
+    );
+    std::fs::write(dir.join("huge-line.jsonl"), huge_line).unwrap();
     let cases: Vec<(PathBuf, &str, &str)> = vec![
         (data("missing-column.csv"), ":1:", "no dialogue column"),
         (data("invalid.jsonl"), ":3:", "invalid JSON"),
@@ -185,6 +190,7 @@ fn unusable_files_end_with_one_line_naming_file_and_line() {
         (dir.join("empty.csv"), ":1:", "empty"),
         (dir.join("junk.csv"), ":2:", "binary"),
         (dir.join("latin1.txt"), ":1:", "not UTF-8"),
+        (dir.join("huge-line.jsonl"), ":2:", "longer than 16 MiB"),
     ];
     for (file, line, what) in &cases {
         let name = file.file_name().unwrap().to_str().unwrap();

@@ -20,6 +20,8 @@ use crate::tokenize::TextTokenizer;
 
 /// Largest input file read.
 const MAX_FILE_BYTES: u64 = 1 << 30;
+/// Largest data file read line by line.
+const MAX_STREAMED_BYTES: u64 = 16 << 30;
 /// Longest line of a text file.
 const MAX_LINE_BYTES: usize = 16 << 20;
 
@@ -255,9 +257,7 @@ pub fn import(path: &Path, options: &ImportOptions) -> Result<Imported> {
     if path.is_dir() {
         return import_folder(path, options);
     }
-    let text = read_text(path)?;
-    let (format, dialogues, warnings) =
-        parse_text(&text, path, options).map_err(|issue| issue.into_error(path))?;
+    let (format, dialogues, warnings) = import_file(path, options)?;
     let mut imported = Imported {
         format,
         dialogues,
@@ -265,6 +265,125 @@ pub fn import(path: &Path, options: &ImportOptions) -> Result<Imported> {
     };
     finish(&mut imported, path)?;
     Ok(imported)
+}
+
+/// Reads one file: JSONL and tables line by line (any size up to 16 GiB, a row at a time in
+/// memory besides the dialogues read), the other formats whole (up to 1 GiB).
+fn import_file(path: &Path, options: &ImportOptions) -> Result<Parsed> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::file(path, e))?
+        .len();
+    if size > MAX_STREAMED_BYTES {
+        return Err(Error::invalid(
+            path,
+            format!("the file is {size} bytes; dialora reads data files of up to 16 GiB"),
+        ));
+    }
+    let head = read_head(path)?;
+    let located = |issue: Issue| issue.into_error(path);
+    match detect(&head, path).map_err(located)? {
+        Detected::Jsonl => {
+            let mut rows = JsonRows::new(path, options);
+            for_each_line(path, |line, text| {
+                if text.trim().is_empty() {
+                    return Ok(());
+                }
+                let row: Value = serde_json::from_str(text)
+                    .map_err(|e| Issue::at(line, format!("invalid JSON: {e}")))?;
+                let Value::Object(object) = row else {
+                    return Err(Issue::at(line, "each line must be a JSON object"));
+                };
+                rows.push(line, object)
+            })?;
+            Ok(rows.finish(Format::Jsonl))
+        }
+        Detected::Table(delimiter) => {
+            let mut parser = table::Parser::new(delimiter);
+            let mut rows = TableRows::new(path, options);
+            for_each_line(path, |line, text| {
+                for record in parser.feed(line, text) {
+                    rows.push(record)?;
+                }
+                Ok(())
+            })?;
+            parser.finish().map_err(located)?;
+            rows.finish(table_format(delimiter)).map_err(located)
+        }
+        _ => {
+            let text = read_text(path)?;
+            parse_text(&text, path, options).map_err(located)
+        }
+    }
+}
+
+/// The first 256 KiB of a file as text (cut at the last whole character), for telling its format.
+fn read_head(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::file(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(256 << 10)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::file(path, e))?;
+    let valid = match std::str::from_utf8(&bytes) {
+        Ok(text) => text.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    let text = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
+/// Calls `f` with each line of a file (1-based number, text without its line break), refusing
+/// binary bytes, non-UTF-8 text and lines over 16 MiB with the line's number.
+fn for_each_line(
+    path: &Path,
+    mut f: impl FnMut(usize, &str) -> std::result::Result<(), Issue>,
+) -> Result<()> {
+    use std::io::{BufRead, Read};
+    let file = std::fs::File::open(path).map_err(|e| Error::file(path, e))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut buffer = Vec::new();
+    let mut number = 0;
+    loop {
+        buffer.clear();
+        let read = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buffer)
+            .map_err(|e| Error::file(path, e))?;
+        if read == 0 {
+            return Ok(());
+        }
+        number += 1;
+        if buffer.last() == Some(&b'\n') {
+            buffer.pop();
+        } else if buffer.len() > MAX_LINE_BYTES {
+            return Err(Error::invalid_at(
+                path,
+                number,
+                "the line is longer than 16 MiB",
+            ));
+        }
+        if buffer.last() == Some(&b'\r') {
+            buffer.pop();
+        }
+        if buffer.contains(&0) {
+            return Err(Error::invalid_at(
+                path,
+                number,
+                "this is a binary file, not text",
+            ));
+        }
+        let text = std::str::from_utf8(&buffer)
+            .map_err(|_| Error::invalid_at(path, number, "the file is not UTF-8 text"))?;
+        let text = if number == 1 {
+            text.trim_start_matches('\u{feff}')
+        } else {
+            text
+        };
+        f(number, text).map_err(|issue| issue.into_error(path))?;
+    }
 }
 
 fn import_folder(folder: &Path, options: &ImportOptions) -> Result<Imported> {
@@ -293,9 +412,7 @@ fn import_folder(folder: &Path, options: &ImportOptions) -> Result<Imported> {
         warnings: Vec::new(),
     };
     for file in files {
-        let text = read_text(&file)?;
-        let (_, dialogues, warnings) =
-            parse_text(&text, &file, options).map_err(|issue| issue.into_error(&file))?;
+        let (_, dialogues, warnings) = import_file(&file, options)?;
         imported.dialogues.extend(dialogues);
         imported.warnings.extend(warnings);
     }
@@ -340,17 +457,74 @@ fn extension(path: &Path) -> Option<String> {
 
 type Parsed = (Format, Vec<Dialogue>, Vec<Warning>);
 
-/// Parses a file's text, its format told by its content first and its extension second.
+/// What a file holds, told from its beginning.
+enum Detected {
+    Vtt,
+    Srt,
+    JsonArray,
+    Jsonl,
+    Table(char),
+    Transcript,
+}
+
+/// The format of a file from the start of its text (content first, extension second).
+fn detect(head: &str, path: &Path) -> std::result::Result<Detected, Issue> {
+    let trimmed = head.trim_start();
+    if trimmed.is_empty() {
+        return Err(Issue::at(1, "the file is empty"));
+    }
+    let extension = extension(path).unwrap_or_default();
+    if trimmed.starts_with("WEBVTT") {
+        return Ok(Detected::Vtt);
+    }
+    if extension == "srt" || looks_like_srt(trimmed) {
+        return Ok(Detected::Srt);
+    }
+    if trimmed.starts_with('[') {
+        return Ok(Detected::JsonArray);
+    }
+    if trimmed.starts_with('{') {
+        return Ok(Detected::Jsonl);
+    }
+    if extension == "vtt" {
+        return Err(Issue::at(1, "a WebVTT file must start with WEBVTT"));
+    }
+    if extension == "jsonl" || extension == "json" {
+        return Err(Issue::at(1, "invalid JSON: expected an object or an array"));
+    }
+    let by_extension = match extension.as_str() {
+        "csv" => Some(','),
+        "tsv" => Some('\t'),
+        _ => None,
+    };
+    if let Some(delimiter) = by_extension {
+        return Ok(Detected::Table(
+            table::detect_delimiter(head).unwrap_or(delimiter),
+        ));
+    }
+    if transcript::looks_like_plain_transcript(head) {
+        return Ok(Detected::Transcript);
+    }
+    Ok(match table::detect_delimiter(head) {
+        Some(delimiter) => Detected::Table(delimiter),
+        None => Detected::Transcript,
+    })
+}
+
+fn table_format(delimiter: char) -> Format {
+    if delimiter == '\t' {
+        Format::Tsv
+    } else {
+        Format::Csv
+    }
+}
+
+/// Parses a file's whole text.
 fn parse_text(
     text: &str,
     path: &Path,
     options: &ImportOptions,
 ) -> std::result::Result<Parsed, Issue> {
-    let trimmed = text.trim_start();
-    if trimmed.is_empty() {
-        return Err(Issue::at(1, "the file is empty"));
-    }
-    let extension = extension(path).unwrap_or_default();
     let transcript = |format: Format, turns: Vec<Turn>| -> std::result::Result<Parsed, Issue> {
         let id = path
             .file_stem()
@@ -369,49 +543,32 @@ fn parse_text(
         };
         Ok((format, vec![dialogue], Vec::new()))
     };
-    if trimmed.starts_with("WEBVTT") {
-        return transcript(Format::Vtt, transcript::parse_vtt(text)?);
+    match detect(text, path)? {
+        Detected::Vtt => transcript(Format::Vtt, transcript::parse_vtt(text)?),
+        Detected::Srt => transcript(Format::Srt, transcript::parse_srt(text)?),
+        Detected::Transcript => transcript(Format::Transcript, transcript::parse_plain(text)),
+        Detected::JsonArray => {
+            let mut rows = JsonRows::new(path, options);
+            for (line, row) in parse_json_array(text)? {
+                rows.push(line, row)?;
+            }
+            Ok(rows.finish(Format::Json))
+        }
+        Detected::Jsonl => {
+            let mut rows = JsonRows::new(path, options);
+            for (line, row) in parse_json_lines(text)? {
+                rows.push(line, row)?;
+            }
+            Ok(rows.finish(Format::Jsonl))
+        }
+        Detected::Table(delimiter) => {
+            let mut rows = TableRows::new(path, options);
+            for record in table::parse(text, delimiter)? {
+                rows.push(record)?;
+            }
+            rows.finish(table_format(delimiter))
+        }
     }
-    if extension == "srt" || looks_like_srt(trimmed) {
-        return transcript(Format::Srt, transcript::parse_srt(text)?);
-    }
-    if trimmed.starts_with('[') {
-        let rows = parse_json_array(text)?;
-        return rows_to_dialogues(Format::Json, rows, path, options);
-    }
-    if trimmed.starts_with('{') {
-        let rows = parse_json_lines(text)?;
-        return rows_to_dialogues(Format::Jsonl, rows, path, options);
-    }
-    if extension == "vtt" {
-        return Err(Issue::at(1, "a WebVTT file must start with WEBVTT"));
-    }
-    if extension == "jsonl" || extension == "json" {
-        return Err(Issue::at(1, "invalid JSON: expected an object or an array"));
-    }
-    let table_by_extension = match extension.as_str() {
-        "csv" => Some(','),
-        "tsv" => Some('\t'),
-        _ => None,
-    };
-    let table = |delimiter: char| {
-        let format = if delimiter == '\t' {
-            Format::Tsv
-        } else {
-            Format::Csv
-        };
-        table_to_dialogues(format, text, delimiter, path, options)
-    };
-    if let Some(delimiter) = table_by_extension {
-        return table(table::detect_delimiter(text).unwrap_or(delimiter));
-    }
-    if transcript::looks_like_plain_transcript(text) {
-        return transcript(Format::Transcript, transcript::parse_plain(text));
-    }
-    if let Some(delimiter) = table::detect_delimiter(text) {
-        return table(delimiter);
-    }
-    transcript(Format::Transcript, transcript::parse_plain(text))
 }
 
 fn looks_like_srt(text: &str) -> bool {
@@ -483,25 +640,39 @@ fn choose_columns(
     })
 }
 
-fn rows_to_dialogues(
-    format: Format,
-    rows: Vec<Row>,
-    path: &Path,
-    options: &ImportOptions,
-) -> std::result::Result<Parsed, Issue> {
-    let mut names: Vec<String> = Vec::new();
-    for (_, row) in &rows {
-        for key in row.keys() {
-            if !names.contains(key) {
-                names.push(key.clone());
-            }
+/// Rows of JSON objects turned into dialogues one by one; the columns are chosen from the first.
+struct JsonRows<'a> {
+    path: &'a Path,
+    options: &'a ImportOptions,
+    columns: Option<Columns>,
+    dialogues: Vec<Dialogue>,
+    warnings: Vec<Warning>,
+}
+
+impl<'a> JsonRows<'a> {
+    fn new(path: &'a Path, options: &'a ImportOptions) -> Self {
+        Self {
+            path,
+            options,
+            columns: None,
+            dialogues: Vec::new(),
+            warnings: Vec::new(),
         }
     }
-    let first_line = rows.first().map_or(1, |r| r.0);
-    let columns = choose_columns(&names, options).map_err(|m| Issue::at(first_line, m))?;
-    let mut dialogues = Vec::new();
-    let mut warnings = Vec::new();
-    for (line, row) in rows {
+
+    fn push(
+        &mut self,
+        line: usize,
+        row: serde_json::Map<String, Value>,
+    ) -> std::result::Result<(), Issue> {
+        if self.columns.is_none() {
+            let names: Vec<String> = row.keys().cloned().collect();
+            let columns = choose_columns(&names, self.options).map_err(|m| Issue::at(line, m))?;
+            self.columns = Some(columns);
+        }
+        let Some(columns) = &self.columns else {
+            return Ok(());
+        };
         let text = match row.get(&columns.dialogue) {
             Some(Value::String(text)) => text.clone(),
             Some(Value::Null) => String::new(),
@@ -527,73 +698,62 @@ fn rows_to_dialogues(
             .collect();
         let id = columns.id.as_ref().and_then(|c| row.get(c)).cloned();
         push_row(
-            &mut dialogues,
-            &mut warnings,
-            path,
+            &mut self.dialogues,
+            &mut self.warnings,
+            self.path,
             line,
             text,
             summaries,
             id,
-            options,
+            self.options,
         );
+        Ok(())
     }
-    Ok((format, dialogues, warnings))
+
+    fn finish(self, format: Format) -> Parsed {
+        (format, self.dialogues, self.warnings)
+    }
 }
 
-fn table_to_dialogues(
-    format: Format,
-    text: &str,
-    delimiter: char,
-    path: &Path,
-    options: &ImportOptions,
-) -> std::result::Result<Parsed, Issue> {
-    let records = table::parse(text, delimiter)?;
-    let Some(header) = records.iter().find(|r| !table::is_blank(r)) else {
-        return Err(Issue::at(1, "the table has no rows"));
-    };
-    let known = |f: &String| {
-        let f = f.trim().to_ascii_lowercase();
-        DIALOGUE_NAMES.contains(&f.as_str())
-            || SUMMARY_NAMES.contains(&f.as_str())
-            || ID_NAMES.contains(&f.as_str())
-            || options
-                .dialogue_column
-                .as_ref()
-                .is_some_and(|c| c.eq_ignore_ascii_case(&f))
-    };
-    let has_header = header.fields.iter().any(known);
-    let (names, header_line): (Vec<String>, usize) = if has_header {
-        (
-            header.fields.iter().map(|f| f.trim().to_string()).collect(),
-            header.line,
-        )
-    } else {
-        let names = match header.fields.len() {
-            1 => vec!["dialogue".to_string()],
-            2 => vec!["dialogue".to_string(), "summary".to_string()],
-            _ => {
-                return Err(Issue::at(
-                    header.line,
-                    "no header row naming the columns (such as dialogue, summary)",
-                ));
-            }
-        };
-        (names, 0)
-    };
-    let columns = choose_columns(&names, options).map_err(|m| Issue::at(header.line, m))?;
-    let index = |name: &str| names.iter().position(|n| n == name);
-    let dialogue_index = index(&columns.dialogue);
-    let summary_indexes: Vec<usize> = columns.summaries.iter().filter_map(|c| index(c)).collect();
-    let id_index = columns.id.as_deref().and_then(index);
-    let mut dialogues = Vec::new();
-    let mut warnings = Vec::new();
-    for record in records.iter().filter(|r| r.line > header_line) {
-        if table::is_blank(record) {
-            continue;
+/// A table's column names and where the dialogue, summaries and id are.
+struct TableColumns {
+    names: Vec<String>,
+    dialogue: Option<usize>,
+    summaries: Vec<usize>,
+    id: Option<usize>,
+}
+
+/// Table records turned into dialogues one by one; the first is the header when it names columns.
+struct TableRows<'a> {
+    path: &'a Path,
+    options: &'a ImportOptions,
+    header: Option<TableColumns>,
+    dialogues: Vec<Dialogue>,
+    warnings: Vec<Warning>,
+}
+
+impl<'a> TableRows<'a> {
+    fn new(path: &'a Path, options: &'a ImportOptions) -> Self {
+        Self {
+            path,
+            options,
+            header: None,
+            dialogues: Vec::new(),
+            warnings: Vec::new(),
         }
+    }
+
+    fn push(&mut self, record: table::Record) -> std::result::Result<(), Issue> {
+        if table::is_blank(&record) {
+            return Ok(());
+        }
+        let Some(header) = &self.header else {
+            return self.read_header(record);
+        };
+        let names = &header.names;
         if record.fields.len() > names.len() {
-            warnings.push(Warning {
-                file: path.to_path_buf(),
+            self.warnings.push(Warning {
+                file: self.path.to_path_buf(),
                 line: Some(record.line),
                 message: format!(
                     "{} fields where the header has {}; the extra ones are ignored",
@@ -607,24 +767,73 @@ fn table_to_dialogues(
                 .cloned()
                 .unwrap_or_default()
         };
-        let summaries = summary_indexes
+        let summaries = header
+            .summaries
             .iter()
             .map(|&i| field(Some(i)))
             .filter(|s| !s.trim().is_empty())
             .collect();
-        let id = id_index.map(|i| Value::from(field(Some(i))));
+        let id = header.id.map(|i| Value::from(field(Some(i))));
+        let text = field(header.dialogue);
         push_row(
-            &mut dialogues,
-            &mut warnings,
-            path,
+            &mut self.dialogues,
+            &mut self.warnings,
+            self.path,
             record.line,
-            field(dialogue_index),
+            text,
             summaries,
             id,
-            options,
+            self.options,
         );
+        Ok(())
     }
-    Ok((format, dialogues, warnings))
+
+    /// Takes the first record as the header when it names a known column, else as data with
+    /// the columns by position (dialogue, then summary).
+    fn read_header(&mut self, record: table::Record) -> std::result::Result<(), Issue> {
+        let options = self.options;
+        let known = |f: &String| {
+            let f = f.trim().to_ascii_lowercase();
+            DIALOGUE_NAMES.contains(&f.as_str())
+                || SUMMARY_NAMES.contains(&f.as_str())
+                || ID_NAMES.contains(&f.as_str())
+                || options
+                    .dialogue_column
+                    .as_ref()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(&f))
+        };
+        let is_header = record.fields.iter().any(known);
+        let names: Vec<String> = if is_header {
+            record.fields.iter().map(|f| f.trim().to_string()).collect()
+        } else {
+            match record.fields.len() {
+                1 => vec!["dialogue".to_string()],
+                2 => vec!["dialogue".to_string(), "summary".to_string()],
+                _ => {
+                    return Err(Issue::at(
+                        record.line,
+                        "no header row naming the columns (such as dialogue, summary)",
+                    ));
+                }
+            }
+        };
+        let columns = choose_columns(&names, options).map_err(|m| Issue::at(record.line, m))?;
+        let index = |name: &str| names.iter().position(|n| n == name);
+        self.header = Some(TableColumns {
+            dialogue: index(&columns.dialogue),
+            summaries: columns.summaries.iter().filter_map(|c| index(c)).collect(),
+            id: columns.id.as_deref().and_then(index),
+            names,
+        });
+        if is_header { Ok(()) } else { self.push(record) }
+    }
+
+    fn finish(self, format: Format) -> std::result::Result<Parsed, Issue> {
+        if self.header.is_none() {
+            return Err(Issue::at(1, "the table has no rows"));
+        }
+        Ok((format, self.dialogues, self.warnings))
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

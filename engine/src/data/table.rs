@@ -40,73 +40,105 @@ pub fn is_blank(record: &Record) -> bool {
 
 /// Splits `text` into records (RFC 4180 with any delimiter; CRLF or LF line ends).
 pub fn parse(text: &str, delimiter: char) -> Result<Vec<Record>, Issue> {
+    let mut parser = Parser::new(delimiter);
     let mut records = Vec::new();
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut line = 1;
-    let mut record_line = 1;
-    let mut quoted = false;
-    let mut quote_line = 0;
-    let mut at_field_start = true;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => quoted = false,
-                '\n' => {
-                    line += 1;
-                    field.push('\n');
-                }
-                '\r' if chars.peek() == Some(&'\n') => {}
-                _ => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' if at_field_start => {
-                quoted = true;
-                quote_line = line;
-                at_field_start = false;
-            }
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' | '\r' => {
-                fields.push(std::mem::take(&mut field));
-                records.push(Record {
-                    line: record_line,
-                    fields: std::mem::take(&mut fields),
-                });
-                line += 1;
-                record_line = line;
-                at_field_start = true;
-            }
-            _ if c == delimiter => {
-                fields.push(std::mem::take(&mut field));
-                at_field_start = true;
-            }
-            _ => {
-                field.push(c);
-                at_field_start = false;
-            }
-        }
+    // A final line break ends the last line; it does not start another.
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    for (index, line) in text.split('\n').enumerate() {
+        records.extend(parser.feed(index + 1, line.strip_suffix('\r').unwrap_or(line)));
     }
-    if quoted {
-        return Err(Issue::at(
-            quote_line,
-            "a quoted field is never closed (a \" is missing)",
-        ));
-    }
-    if !field.is_empty() || !fields.is_empty() {
-        fields.push(field);
-        records.push(Record {
-            line: record_line,
-            fields,
-        });
-    }
+    parser.finish()?;
     Ok(records)
+}
+
+/// A table parser fed one line at a time, so that a file is read as a stream.
+pub struct Parser {
+    delimiter: char,
+    fields: Vec<String>,
+    field: String,
+    quoted: bool,
+    quote_line: usize,
+    at_field_start: bool,
+    record_line: Option<usize>,
+}
+
+impl Parser {
+    pub fn new(delimiter: char) -> Self {
+        Self {
+            delimiter,
+            fields: Vec::new(),
+            field: String::new(),
+            quoted: false,
+            quote_line: 0,
+            at_field_start: true,
+            record_line: None,
+        }
+    }
+
+    /// Feeds line number `line` (without its line break); returns the records it completes.
+    pub fn feed(&mut self, line: usize, text: &str) -> Vec<Record> {
+        let mut done = Vec::new();
+        self.record_line.get_or_insert(line);
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if self.quoted {
+                match c {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        self.field.push('"');
+                    }
+                    '"' => self.quoted = false,
+                    _ => self.field.push(c),
+                }
+                continue;
+            }
+            match c {
+                '"' if self.at_field_start => {
+                    self.quoted = true;
+                    self.quote_line = line;
+                    self.at_field_start = false;
+                }
+                '\r' => {
+                    done.push(self.end_record());
+                    self.record_line = Some(line);
+                }
+                _ if c == self.delimiter => {
+                    self.fields.push(std::mem::take(&mut self.field));
+                    self.at_field_start = true;
+                }
+                _ => {
+                    self.field.push(c);
+                    self.at_field_start = false;
+                }
+            }
+        }
+        if self.quoted {
+            self.field.push('\n');
+        } else {
+            done.push(self.end_record());
+        }
+        done
+    }
+
+    fn end_record(&mut self) -> Record {
+        self.fields.push(std::mem::take(&mut self.field));
+        self.at_field_start = true;
+        Record {
+            line: self.record_line.take().unwrap_or(0),
+            fields: std::mem::take(&mut self.fields),
+        }
+    }
+
+    /// Refuses a quoted field still open at the end of the input.
+    pub fn finish(self) -> Result<(), Issue> {
+        if self.quoted {
+            return Err(Issue::at(
+                self.quote_line,
+                "a quoted field is never closed (a \" is missing)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
