@@ -62,11 +62,6 @@ pub struct ModelFiles {
     pub tokenizer: PathBuf,
 }
 
-#[doc(hidden)]
-pub fn gemm_matmul(a: &candle_core::Tensor, b: &candle_core::Tensor) -> candle_core::Tensor {
-    gemm::matmul(a, b).unwrap()
-}
-
 pub const SHARD_INDEX: &str = "model.safetensors.index.json";
 
 impl ModelFiles {
