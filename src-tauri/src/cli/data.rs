@@ -198,10 +198,13 @@ pub fn run(command: DataCommand) -> Result<()> {
 }
 
 fn human(file: &Path, s: &data::Statistics) -> String {
+    let format = serde_json::to_value(s.format)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
     let mut text = format!(
-        "{} ({:?})\n  dialogues:     {} ({} with a summary)\n  turns:         {}\n  speakers:      {}\n",
+        "{} ({format})\n  dialogues:     {} ({} with a summary)\n  turns:         {}\n  speakers:      {}\n",
         file.display(),
-        s.format,
         s.dialogues,
         s.with_summary,
         s.turns,
