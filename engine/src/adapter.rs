@@ -203,14 +203,30 @@ pub fn import(source: &Path, folder: &Path) -> Result<()> {
 }
 
 /// Reads an adapter in any form dialora reads and writes it as one shareable file.
-pub fn export(source: &Path, file: &Path) -> Result<()> {
+/// With `rouge`, the card records those scores (from an evaluation of the adapter).
+pub fn export(source: &Path, file: &Path, rouge: Option<serde_json::Value>) -> Result<()> {
     let files = read(source, &Device::Cpu)?;
     let (config_text, tensors) = peft_parts(&files.config, module_weights(&files))?;
     let mut metadata = BTreeMap::from([
         ("format".to_string(), "pt".to_string()),
         (CONFIG_KEY.to_string(), config_text),
     ]);
-    if let Some(card) = files.card {
+    let card = match rouge {
+        None => files.card,
+        Some(rouge) => {
+            let mut card = files
+                .card
+                .as_deref()
+                .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+                .filter(serde_json::Value::is_object)
+                .unwrap_or_else(
+                    || serde_json::json!({ "base_model": files.config.base_model_name_or_path }),
+                );
+            card["rouge"] = rouge;
+            Some(card.to_string())
+        }
+    };
+    if let Some(card) = card {
         metadata.insert(CARD_KEY.to_string(), card);
     }
     write_atomically(file, &serialize_tensors(&tensors, metadata)?)

@@ -290,12 +290,28 @@ fn a_trained_adapter_travels_as_one_file_and_comes_back() {
         .arg(dir.join("adapter"))
         .args(["--batch-size", "4", "--rank", "2"]))
     .success();
+    run(dialora(dir)
+        .args(["eval", "--model"])
+        .arg(fixtures().join("t5-gated"))
+        .arg("--adapter")
+        .arg(dir.join("adapter"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--output")
+        .arg(dir.join("report"))
+        .args(["--limit", "4", "--max-new-tokens", "8"]))
+    .success();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report/report.json")).unwrap())
+            .unwrap();
     let file = dir.join("shared.dlora");
     run(dialora(dir)
         .args(["adapter", "export"])
         .arg(dir.join("adapter"))
         .arg("--output")
-        .arg(&file))
+        .arg(&file)
+        .arg("--rouge-from")
+        .arg(dir.join("report")))
     .success();
     let description: Value = serde_json::from_str(
         &run(dialora(dir)
@@ -314,6 +330,11 @@ fn a_trained_adapter_travels_as_one_file_and_comes_back() {
             .unwrap()
             .ends_with("t5-gated")
     );
+    let card_rouge = &description["card"]["rouge"];
+    assert_eq!(card_rouge["rougeL"], report["runs"][1]["rouge"]["rougeL"]);
+    assert_eq!(card_rouge["count"], 4);
+    let text = run(dialora(dir).args(["adapter", "inspect"]).arg(&file)).success();
+    assert!(text.contains("ROUGE:       1 "), "{text}");
 
     run(dialora(dir)
         .args(["adapter", "import"])

@@ -1,10 +1,10 @@
 //! `dialora adapter ...`: describe adapters and convert them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use dialora_engine::Result;
 use dialora_engine::adapter;
+use dialora_engine::{Error, Result};
 
 #[derive(Subcommand)]
 pub enum AdapterCommand {
@@ -31,6 +31,12 @@ pub enum AdapterCommand {
         /// The file to write (conventionally NAME.dlora).
         #[arg(long)]
         output: PathBuf,
+        /// Record the adapter's ROUGE from a `dialora eval` report (report.json or its folder).
+        #[arg(long)]
+        rouge_from: Option<PathBuf>,
+        /// Which run of the report, by label, when it evaluated several adapters.
+        #[arg(long, requires = "rouge_from")]
+        run: Option<String>,
     },
 }
 
@@ -49,8 +55,54 @@ pub fn run(command: AdapterCommand) -> Result<()> {
             Ok(())
         }
         AdapterCommand::Import { source, output } => adapter::import(&source, &output),
-        AdapterCommand::Export { source, output } => adapter::export(&source, &output),
+        AdapterCommand::Export {
+            source,
+            output,
+            rouge_from,
+            run,
+        } => {
+            let rouge = rouge_from
+                .map(|report| rouge_of_run(&report, run.as_deref()))
+                .transpose()?;
+            adapter::export(&source, &output, rouge)
+        }
     }
+}
+
+/// The ROUGE means of one adapter run of an eval report, with the data and count they were
+/// measured on.
+fn rouge_of_run(report: &Path, label: Option<&str>) -> Result<serde_json::Value> {
+    let path = if report.is_dir() {
+        report.join("report.json")
+    } else {
+        report.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::invalid_at(&path, e.line(), format!("not an eval report: {e}")))?;
+    let runs: Vec<&serde_json::Value> = json["runs"]
+        .as_array()
+        .map(|runs| runs.iter().filter(|r| !r["adapter"].is_null()).collect())
+        .unwrap_or_default();
+    let labels: Vec<&str> = runs.iter().filter_map(|r| r["label"].as_str()).collect();
+    let chosen = match label {
+        Some(label) => runs.iter().find(|r| r["label"] == label),
+        None if runs.len() == 1 => runs.first(),
+        None => None,
+    };
+    let Some(run) = chosen else {
+        return Err(Error::invalid(
+            &path,
+            format!(
+                "choose the adapter's run with --run (the report has: {})",
+                labels.join(", ")
+            ),
+        ));
+    };
+    let mut rouge = run["rouge"].clone();
+    rouge["data"] = json["data"].clone();
+    rouge["count"] = json["count"].clone();
+    Ok(rouge)
 }
 
 fn human(d: &adapter::Description) -> String {
@@ -86,8 +138,26 @@ fn human(d: &adapter::Description) -> String {
             )
         })
         .unwrap_or_default();
+    let rouge = d
+        .card
+        .as_ref()
+        .and_then(|card| card.get("rouge"))
+        .filter(|rouge| rouge.is_object())
+        .map(|rouge| {
+            let score = |key: &str| rouge[key].as_f64().unwrap_or(f64::NAN);
+            format!(
+                "  ROUGE:       1 {:.4}, 2 {:.4}, L {:.4}, Lsum {:.4} on {} dialogues of {}\n",
+                score("rouge1"),
+                score("rouge2"),
+                score("rougeL"),
+                score("rougeLsum"),
+                rouge["count"],
+                rouge["data"].as_str().unwrap_or("unknown data")
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "{} adapter {}\n  base model:  {}\n  rank:        {} (alpha {}, scale {scale}{}), dropout {}\n  targets:     {} ({} modules: {})\n  parameters:  {} ({} bytes)\n{trained}",
+        "{} adapter {}\n  base model:  {}\n  rank:        {} (alpha {}, scale {scale}{}), dropout {}\n  targets:     {} ({} modules: {})\n  parameters:  {} ({} bytes)\n{trained}{rouge}",
         d.peft_type,
         d.path,
         d.base_model.as_deref().unwrap_or("not recorded"),
