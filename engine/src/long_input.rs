@@ -223,6 +223,9 @@ pub fn summarize_long(
     cancel: &Cancel,
     progress: &dyn ProgressSink,
 ) -> Result<LongSummary> {
+    if turns.iter().all(|t| t.text.trim().is_empty()) {
+        return Err(Error::settings("the transcript has no text to summarize"));
+    }
     let tokenizer = &summarizer.model.tokenizer;
     let budget = window_budget(tokenizer, settings)?;
     let mut units = turns.to_vec();

@@ -122,8 +122,23 @@ fn long_summaries_recurse_to_one_within_the_length_asked() {
 }
 
 #[test]
-fn a_source_length_too_small_for_the_prompt_is_refused() {
+fn nothing_to_summarize_and_a_window_too_small_are_refused() {
     let summarizer = summarizer();
     let error = window_budget(&summarizer.model.tokenizer, &settings(20)).unwrap_err();
     assert!(error.to_string().contains("--max-source-length 20"));
+    let silent = [Turn {
+        speaker: Some("Mary Ann".into()),
+        text: "  ".into(),
+    }];
+    let error = summarize_long(
+        &summarizer,
+        &silent,
+        Speakers::Names,
+        None,
+        &settings(128),
+        &Cancel::new(),
+        &NoProgress,
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("no text"));
 }
