@@ -134,7 +134,7 @@ pub fn evaluate(
             let scores: Scores =
                 rouge::score_multi(&dialogue.summaries, &summary.text, settings.use_stemmer);
             Example {
-                id: dialogue.id.clone().unwrap_or_else(|| index.into()),
+                id: dialogue.id_or_position(index),
                 summary: summary.text,
                 reference: dialogue.summaries[0].clone(),
                 loss,

@@ -72,6 +72,13 @@ pub struct Dialogue {
     pub transcript: bool,
 }
 
+impl Dialogue {
+    /// The dialogue's id, or its position `index` in the input when it has none.
+    pub fn id_or_position(&self, index: usize) -> Value {
+        self.id.clone().unwrap_or_else(|| Value::from(index))
+    }
+}
+
 /// How turns become the model's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -158,7 +165,7 @@ impl Issue {
 pub type Row = (usize, serde_json::Map<String, Value>);
 
 /// The UTF-8 text of a file without a leading byte-order mark; refuses files over 1 GiB, binary
-/// files and non-UTF-8 text, naming the line.
+/// files, non-UTF-8 text and lines over 16 MiB, naming the line.
 pub fn read_text(path: &Path) -> Result<String> {
     let size = std::fs::metadata(path)
         .map_err(|e| Error::file(path, e))?
@@ -169,42 +176,14 @@ pub fn read_text(path: &Path) -> Result<String> {
             format!("the file is {size} bytes; dialora reads files of up to 1 GiB"),
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
-    if let Some(nul) = bytes.iter().take(1 << 16).position(|&b| b == 0) {
-        let line = bytes[..nul].iter().filter(|&&b| b == b'\n').count() + 1;
-        return Err(Error::invalid_at(
-            path,
-            line,
-            "this is a binary file, not text",
-        ));
-    }
-    let text = match String::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => {
-            let valid = e.utf8_error().valid_up_to();
-            let line = e.as_bytes()[..valid]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1;
-            return Err(Error::invalid_at(path, line, "the file is not UTF-8 text"));
-        }
-    };
-    if let Some((index, _)) = text
-        .split('\n')
-        .enumerate()
-        .find(|(_, line)| line.len() > MAX_LINE_BYTES)
-    {
-        return Err(Error::invalid_at(
-            path,
-            index + 1,
-            "the line is longer than 16 MiB",
-        ));
-    }
-    Ok(match text.strip_prefix('\u{feff}') {
-        Some(rest) => rest.to_string(),
-        None => text,
-    })
+    // The same checks as a streamed file's, line by line; line breaks become `\n`.
+    let mut text = String::with_capacity(size as usize);
+    for_each_line(path, |_, line| {
+        text.push_str(line);
+        text.push('\n');
+        Ok(())
+    })?;
+    Ok(text)
 }
 
 /// The JSON object on each non-blank line of a JSONL file, with its 1-based line number; refuses
@@ -979,10 +958,7 @@ pub fn to_jsonl(dialogues: &[Dialogue]) -> String {
     let mut out = String::new();
     for (index, dialogue) in dialogues.iter().enumerate() {
         let mut row = serde_json::Map::new();
-        row.insert(
-            "id".into(),
-            dialogue.id.clone().unwrap_or_else(|| Value::from(index)),
-        );
+        row.insert("id".into(), dialogue.id_or_position(index));
         row.insert("dialogue".into(), Value::from(dialogue.dialogue.clone()));
         match dialogue.summaries.as_slice() {
             [] => {}

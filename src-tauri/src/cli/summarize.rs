@@ -281,17 +281,11 @@ fn summarize_all(
     Ok(summaries)
 }
 
-fn id_of(dialogue: &Dialogue, index: usize) -> serde_json::Value {
-    dialogue
-        .id
-        .clone()
-        .unwrap_or_else(|| serde_json::Value::from(index))
-}
-
 fn write_jsonl(path: &Path, dialogues: &[Dialogue], summaries: &[LongSummary]) -> Result<()> {
     let mut output = String::new();
     for (index, (dialogue, summary)) in dialogues.iter().zip(summaries).enumerate() {
-        let row = serde_json::json!({ "id": id_of(dialogue, index), "summary": summary.summary });
+        let row =
+            serde_json::json!({ "id": dialogue.id_or_position(index), "summary": summary.summary });
         output.push_str(&row.to_string());
         output.push('\n');
     }
@@ -305,7 +299,7 @@ fn write_folder(folder: &Path, dialogues: &[Dialogue], summaries: &[LongSummary]
     let mut index = String::from("file,title,participants,turns,windows,summary\n");
     let mut used = std::collections::HashSet::new();
     for (number, (dialogue, summary)) in dialogues.iter().zip(summaries).enumerate() {
-        let title = match id_of(dialogue, number) {
+        let title = match dialogue.id_or_position(number) {
             serde_json::Value::String(text) => text,
             other => other.to_string(),
         };
