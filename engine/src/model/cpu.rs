@@ -25,7 +25,8 @@ fn with_slices<R>(
     Ok(Some(f(&slices)))
 }
 
-fn applies(tensors: &[&Tensor]) -> bool {
+/// Whether the hand-written kernels apply: f32 tensors on the CPU.
+pub(super) fn applies(tensors: &[&Tensor]) -> bool {
     tensors
         .iter()
         .all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32)
@@ -553,6 +554,7 @@ pub fn gelu_tanh(x: &Tensor, gate: Option<&Tensor>) -> candle_core::Result<Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::max_abs_difference;
 
     #[test]
     fn exp_is_accurate_across_the_range() {
@@ -576,8 +578,8 @@ mod tests {
                 let theirs = x.matmul(&w.t().unwrap()).unwrap();
                 match few_rows_matmul(&x, &w).unwrap() {
                     Some(ours) => {
-                        let diff = (ours - &theirs).unwrap().abs().unwrap().max_all().unwrap();
-                        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4, "m={m} n={n} k={k}");
+                        let diff = max_abs_difference(&ours, &theirs);
+                        assert!(diff < 1e-4, "m={m} n={n} k={k}");
                     }
                     None => assert!(m > 16, "the kernel declined m={m}"),
                 }
@@ -592,14 +594,7 @@ mod tests {
         let gate = Tensor::randn(0f32, 1.0, (7, 300), &device).unwrap();
         let ours = gelu_tanh(&x, Some(&gate)).unwrap().unwrap();
         let theirs = (x.gelu().unwrap() * &gate).unwrap();
-        let diff = (ours - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_abs_difference(&ours, &theirs);
         assert!(diff < 1e-5, "gelu differs by {diff}");
 
         let q = Tensor::randn(0f32, 1.0, (2, 3, 1, 20), &device).unwrap();
@@ -616,14 +611,7 @@ mod tests {
             .unwrap()
             .matmul(&v)
             .unwrap();
-        let diff = (ours - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_abs_difference(&ours, &theirs);
         assert!(diff < 1e-5, "attention differs by {diff}");
     }
 }

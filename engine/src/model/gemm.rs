@@ -8,7 +8,7 @@
 //! results in registers over the block. Operands may have any strides, so a transposed weight is
 //! read in place.
 
-use candle_core::{DType, Device, Storage, Tensor};
+use candle_core::{Storage, Tensor};
 use rayon::prelude::*;
 
 const MR: usize = 12;
@@ -51,8 +51,7 @@ fn avx512_matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Option<Tensor>> 
     let (Ok((m, k)), Ok((k2, n))) = (a.dims2(), b.dims2()) else {
         return Ok(None);
     };
-    let cpu_f32 = |t: &Tensor| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32;
-    if k != k2 || !cpu_f32(a) || !cpu_f32(b) || m < 16 || n < NR || k < 16 || !available() {
+    if k != k2 || !super::cpu::applies(&[a, b]) || m < 16 || n < NR || k < 16 || !available() {
         return Ok(None);
     }
     let (a_storage, a_layout) = a.storage_and_layout();
@@ -271,14 +270,7 @@ mod tests {
             ] {
                 let ours = super::avx512_matmul(&lhs, &rhs).unwrap().expect("applies");
                 let theirs = lhs.matmul(&rhs).unwrap();
-                let difference = (ours - theirs)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let difference = crate::model::max_abs_difference(&ours, &theirs);
                 assert!(
                     difference < 1e-3 * (k as f32).sqrt(),
                     "{m}x{k}x{n}: {difference}"

@@ -62,6 +62,14 @@ pub struct ModelFiles {
     pub tokenizer: PathBuf,
 }
 
+/// The largest elementwise difference of two tensors of one shape, for the kernels' tests.
+#[cfg(test)]
+pub(crate) fn max_abs_difference(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs()?.max_all()?.to_scalar::<f32>())
+        .expect("tensors of one shape")
+}
+
 pub const SHARD_INDEX: &str = "model.safetensors.index.json";
 
 impl ModelFiles {

@@ -22,28 +22,25 @@ use crate::rng::SplitMix64;
 const FILE: &str = "training-checkpoint.safetensors";
 const STATE_KEY: &str = "dialora.training_state";
 
-/// Where a run stands.
+/// Where a run stands: its progress, and the optimizer with its moments.
 #[derive(Debug, Clone)]
 pub(super) struct Checkpoint {
+    pub progress: Progress,
+    /// Has taken `progress.step` steps.
+    pub optimizer: AdamW,
+}
+
+/// The part of a checkpoint that is not tensors (kept in the file's metadata).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Progress {
+    /// Optimizer steps done.
     pub step: usize,
     pub elapsed_s: f64,
+    /// The dropout generator.
     pub rng: SplitMix64,
-    pub optimizer: AdamW,
     pub fingerprint: serde_json::Value,
     pub last_loss: Option<f64>,
     pub last_validation_loss: Option<f64>,
-}
-
-/// The part of a checkpoint that is not tensors.
-#[derive(Serialize, Deserialize)]
-struct State {
-    step: usize,
-    elapsed_s: f64,
-    rng: SplitMix64,
-    optimizer_steps: u64,
-    fingerprint: serde_json::Value,
-    last_loss: Option<f64>,
-    last_validation_loss: Option<f64>,
 }
 
 pub(super) fn exists(output: &Path) -> bool {
@@ -162,16 +159,8 @@ pub(super) fn save(
         }
         tensors.push((format!("weight/{name}"), tensor));
     }
-    let state = State {
-        step: checkpoint.step,
-        elapsed_s: checkpoint.elapsed_s,
-        rng: checkpoint.rng,
-        optimizer_steps: checkpoint.optimizer.steps,
-        fingerprint: checkpoint.fingerprint.clone(),
-        last_loss: checkpoint.last_loss,
-        last_validation_loss: checkpoint.last_validation_loss,
-    };
-    let state = serde_json::to_string(&state).map_err(|e| Error::settings(e.to_string()))?;
+    let state =
+        serde_json::to_string(&checkpoint.progress).map_err(|e| Error::settings(e.to_string()))?;
     let metadata = BTreeMap::from([(STATE_KEY.to_string(), state)]);
     write_atomically(&output.join(FILE), &serialize_tensors(&tensors, metadata)?)
 }
@@ -218,8 +207,10 @@ pub(super) fn restore(
         .as_ref()
         .and_then(|m| m.get(STATE_KEY))
         .ok_or_else(|| unreadable("no training state"))?;
-    let state: State = serde_json::from_str(state_text).map_err(|e| unreadable(&e.to_string()))?;
-    if let Some(setting) = first_difference(&state.fingerprint, &fresh.fingerprint, "") {
+    let progress: Progress =
+        serde_json::from_str(state_text).map_err(|e| unreadable(&e.to_string()))?;
+    if let Some(setting) = first_difference(&progress.fingerprint, &fresh.progress.fingerprint, "")
+    {
         return Err(Error::settings(format!(
             "cannot resume: the checkpoint in {} was made with a different {setting}; use the same settings and data, or add --overwrite to start over",
             output.display()
@@ -229,7 +220,7 @@ pub(super) fn restore(
         candle_core::safetensors::load_buffer(&bytes, t5.device())
             .map_err(|e| unreadable(&e.to_string()))?;
     let mut optimizer = fresh.optimizer;
-    optimizer.steps = state.optimizer_steps;
+    optimizer.steps = progress.step as u64;
     let mut missing = None;
     let mut restore_one = |name: &str, tensor: &mut Tensor| {
         match tensors.remove(&format!("weight/{name}")) {
@@ -260,13 +251,8 @@ pub(super) fn restore(
         )));
     }
     Ok(Checkpoint {
-        step: state.step,
-        elapsed_s: state.elapsed_s,
-        rng: state.rng,
+        progress,
         optimizer,
-        fingerprint: fresh.fingerprint,
-        last_loss: state.last_loss,
-        last_validation_loss: state.last_validation_loss,
     })
 }
 

@@ -22,7 +22,7 @@ use crate::model::{LoadedModel, ModelFiles};
 use crate::rng::SplitMix64;
 use crate::summarize::DEFAULT_PROMPT;
 use crate::task::Cancel;
-use checkpoint::Checkpoint;
+use checkpoint::{Checkpoint, Progress};
 pub use optimizer::Schedule;
 use optimizer::{AdamW, clip_factor};
 
@@ -451,13 +451,15 @@ pub fn train(
     );
     let model_dropout = settings.model_dropout.unwrap_or(t5.config().dropout_rate);
     let mut state = Checkpoint {
-        step: 0,
-        elapsed_s: 0.0,
-        rng: SplitMix64::new(settings.seed ^ 0x4472_6F70),
+        progress: Progress {
+            step: 0,
+            elapsed_s: 0.0,
+            rng: SplitMix64::new(settings.seed ^ 0x4472_6F70),
+            fingerprint,
+            last_loss: None,
+            last_validation_loss: None,
+        },
         optimizer: AdamW::new(settings.weight_decay),
-        fingerprint,
-        last_loss: None,
-        last_validation_loss: None,
     };
     if request.resume {
         state = checkpoint::restore(output, state, t5, adapter.as_mut())?;
@@ -471,20 +473,20 @@ pub fn train(
         None => t5.named_weights().iter().map(|(_, w)| w.elem_count()).sum(),
     };
     on_event(TrainEvent::Started {
-        first_step: state.step,
+        first_step: state.progress.step,
         total_steps,
         examples: count,
         trainable_parameters,
     });
 
     let started = Instant::now();
-    let elapsed_before = state.elapsed_s;
-    let first_step = state.step;
+    let elapsed_before = state.progress.elapsed_s;
+    let first_step = state.progress.step;
     let mut tokens_seen = 0usize;
     let mut order_epoch = usize::MAX;
     let mut order = Vec::new();
-    while state.step < total_steps {
-        let step = state.step;
+    while state.progress.step < total_steps {
+        let step = state.progress.step;
         let epoch = step / steps_per_epoch;
         if epoch != order_epoch {
             order = epoch_order(count, epoch, settings);
@@ -499,7 +501,7 @@ pub fn train(
 
         let mut dropout = Some(Dropout {
             model_rate: model_dropout,
-            rng: state.rng,
+            rng: state.progress.rng,
         });
         let mut gradients = Gradients::default();
         let mut loss_sum = 0.0;
@@ -507,7 +509,9 @@ pub fn train(
         for micro_batch in group.chunks(settings.batch_size) {
             if cancel.is_cancelled() {
                 checkpoint::save(output, &state, t5, adapter.as_ref())?;
-                on_event(TrainEvent::Checkpoint { step: state.step });
+                on_event(TrainEvent::Checkpoint {
+                    step: state.progress.step,
+                });
                 return Err(Error::Cancelled);
             }
             let pass = t5.training_forward(micro_batch, adapter.as_ref(), &mut dropout)?;
@@ -523,10 +527,10 @@ pub fn train(
         let loss = loss_sum / group_targets as f64;
         let (clip, grad_norm) = clip_factor(&gradients, settings.max_grad_norm)?;
         if !loss.is_finite() || !grad_norm.is_finite() {
-            let kept = if state.step > 0 && checkpoint::exists(output) {
+            let kept = if state.progress.step > 0 && checkpoint::exists(output) {
                 format!(
                     "; the last good checkpoint (step {}) is kept in {}",
-                    state.step,
+                    state.progress.step,
                     output.display()
                 )
             } else {
@@ -554,25 +558,25 @@ pub fn train(
                 })?,
         }
         if let Some(dropout) = dropout {
-            state.rng = dropout.rng;
+            state.progress.rng = dropout.rng;
         }
-        state.step += 1;
-        state.last_loss = Some(loss);
+        state.progress.step += 1;
+        state.progress.last_loss = Some(loss);
 
-        let done = state.step;
+        let done = state.progress.step;
         let validation_loss = match &validation {
             Some(pairs)
                 if settings.eval_every.is_some_and(|n| done.is_multiple_of(n))
                     || done == total_steps =>
             {
                 let value = mean_loss(t5, pairs, adapter.as_ref(), settings.batch_size, cancel)?;
-                state.last_validation_loss = Some(value);
+                state.progress.last_validation_loss = Some(value);
                 Some(value)
             }
             _ => None,
         };
         let session = started.elapsed().as_secs_f64();
-        state.elapsed_s = elapsed_before + session;
+        state.progress.elapsed_s = elapsed_before + session;
         let per_step = session / (done - first_step) as f64;
         on_event(TrainEvent::Step(StepRecord {
             step: done,
@@ -580,7 +584,7 @@ pub fn train(
             learning_rate,
             tokens: tokens_seen - tokens_before,
             tokens_per_s: tokens_seen as f64 / session.max(1e-9),
-            elapsed_s: state.elapsed_s,
+            elapsed_s: state.progress.elapsed_s,
             eta_s: per_step * (total_steps - done) as f64,
             epoch: done as f64 / steps_per_epoch as f64,
             grad_norm,
@@ -599,9 +603,9 @@ pub fn train(
     let card = Card {
         base_model: request.model.name.clone(),
         data: request.train.source.display().to_string(),
-        steps: state.step,
-        train_loss: state.last_loss,
-        validation_loss: state.last_validation_loss,
+        steps: state.progress.step,
+        train_loss: state.progress.last_loss,
+        validation_loss: state.progress.last_validation_loss,
         rouge: None,
     };
     match &adapter {
@@ -610,9 +614,9 @@ pub fn train(
     }
     checkpoint::remove(output)?;
     Ok(TrainSummary {
-        steps: state.step,
-        train_loss: state.last_loss.unwrap_or(f64::NAN),
-        validation_loss: state.last_validation_loss,
+        steps: state.progress.step,
+        train_loss: state.progress.last_loss.unwrap_or(f64::NAN),
+        validation_loss: state.progress.last_validation_loss,
         output: output.clone(),
     })
 }
