@@ -6,6 +6,9 @@
 //!
 //!     cargo bench -p dialora-engine --bench generation -- MODELS_DIR DIALOGSUM_JSONL [PYTHON]
 
+mod common;
+use common::median;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -43,11 +46,6 @@ fn pytorch_seconds(python: &str, models: &str, data: &str, name: &str, batch: us
                 String::from_utf8_lossy(&output.stderr)
             )
         })
-}
-
-fn median(mut times: Vec<f64>) -> f64 {
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
 }
 
 fn time_runs(mut run: impl FnMut()) -> f64 {
@@ -127,10 +125,7 @@ fn candle_transformers_seconds(folder: &Path, prompt: &[u32]) -> f64 {
 fn main() {
     // As the dialora binary does.
     dialora_engine::runtime::keep_freed_memory();
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args = common::arguments();
     let (Some(models), Some(data)) = (args.first(), args.get(1)) else {
         eprintln!("usage: cargo bench --bench generation -- MODELS_DIR DIALOGSUM_JSONL [PYTHON]");
         std::process::exit(2);

@@ -5,6 +5,8 @@
 //!
 //!     cargo bench -p dialora-engine --bench long_input -- MODELS_DIR
 
+mod common;
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -46,10 +48,7 @@ fn meeting(tokens: usize, summarizer: &Summarizer) -> Vec<Turn> {
 
 fn main() {
     dialora_engine::runtime::keep_freed_memory();
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args = common::arguments();
     let Some(models) = args.first() else {
         eprintln!("usage: cargo bench --bench long_input -- MODELS_DIR");
         std::process::exit(2);

@@ -3,22 +3,17 @@
 //!
 //!     cargo bench -p dialora-engine --bench rouge -- DIALOGSUM_TEST_JSONL [PYTHON]
 
+mod common;
+use common::median;
+
 use std::path::Path;
 use std::time::Instant;
 
 use dialora_engine::data::{ImportOptions, import};
 use dialora_engine::rouge;
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args = common::arguments();
     let Some(data) = args.first() else {
         eprintln!("usage: cargo bench --bench rouge -- DIALOGSUM_TEST_JSONL [PYTHON]");
         std::process::exit(2);

@@ -6,6 +6,9 @@
 //!
 //!     cargo bench -p dialora-engine --bench training -- MODELS_DIR DIALOGSUM_JSONL PYTHON
 
+mod common;
+use common::median;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -98,16 +101,8 @@ fn measure_dialora(folder: &Path, data: &Path) {
     println!("{seconds} {tokens} {}", peak_rss_bytes());
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args = common::arguments();
     if args.first().map(String::as_str) == Some("child") {
         measure_dialora(Path::new(&args[1]), Path::new(&args[2]));
         return;

@@ -40,6 +40,19 @@ pub fn dialora(hf_home: &Path) -> Command {
     command
 }
 
+/// `dialora eval` of the fixture model `model` on `data`, writing the report folder `output`.
+pub fn eval_command(home: &Path, model: &str, data: &Path, output: &Path) -> Command {
+    let mut command = dialora(home);
+    command
+        .args(["eval", "--model"])
+        .arg(fixtures().join(model))
+        .arg("--data")
+        .arg(data)
+        .arg("--output")
+        .arg(output);
+    command
+}
+
 /// What a finished command printed, for assertions with readable failure messages.
 pub struct Run {
     pub code: i32,

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use dialora_tests::{dialora, fixtures, run};
+use dialora_tests::{eval_command, fixtures, run};
 use serde_json::Value;
 
 fn recorded() -> Value {
@@ -12,18 +12,6 @@ fn recorded() -> Value {
 }
 
 /// `dialora eval --model fixtures/MODEL --data DATA --output OUTPUT`, for more options to be added.
-fn eval_command(home: &Path, model: &str, data: &Path, output: &Path) -> Command {
-    let mut command = dialora(home);
-    command
-        .args(["eval", "--model"])
-        .arg(fixtures().join(model))
-        .arg("--data")
-        .arg(data)
-        .arg("--output")
-        .arg(output);
-    command
-}
-
 fn eval_into(home: &Path, output: &Path) {
     let mut command = eval_command(home, "t5-gated", &fixtures().join("inputs.jsonl"), output);
     command

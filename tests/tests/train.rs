@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use dialora_tests::{dialora, fixtures, run};
+use dialora_tests::{dialora, eval_command, fixtures, run};
 use serde_json::Value;
 
 /// A dialogue-to-summary task whose summary copies three facts from the dialogue.
@@ -74,6 +74,18 @@ fn resumable_run(home: &Path, data: &Path, output: &Path, log: &Path) -> Command
         .args(["--batch-size", "4", "--epochs", "3", "--rank", "4"])
         .args(["--targets", "q,v,wo", "--checkpoint-every", "2"]);
     command
+}
+
+/// `dialora eval` of the adapter in `dir/adapter` on `data`; returns `dir/report/report.json`.
+fn evaluate_adapter(dir: &Path, data: &Path, extra: &[&str]) -> Value {
+    let report = dir.join("report");
+    run(eval_command(dir, "t5-gated", data, &report)
+        .arg("--adapter")
+        .arg(dir.join("adapter"))
+        .args(extra))
+    .success();
+    let text = std::fs::read_to_string(report.join("report.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
 }
 
 /// Makes a task and runs [`resumable_run`] on it to the end; returns the data, that run's log and
@@ -182,20 +194,7 @@ fn training_learns_a_synthetic_task() {
         4
     );
 
-    run(dialora(dir)
-        .args(["eval", "--model"])
-        .arg(fixtures().join("t5-gated"))
-        .arg("--adapter")
-        .arg(dir.join("adapter"))
-        .arg("--data")
-        .arg(&validation)
-        .arg("--output")
-        .arg(dir.join("report"))
-        .args(["--max-new-tokens", "24"]))
-    .success();
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("report/report.json")).unwrap())
-            .unwrap();
+    let report = evaluate_adapter(dir, &validation, &["--max-new-tokens", "24"]);
     let (baseline, trained) = (&report["runs"][0], &report["runs"][1]);
     let loss = |run: &Value| run["loss"].as_f64().unwrap();
     let rouge_l = |run: &Value| run["rouge"]["rougeL"].as_f64().unwrap();
@@ -290,20 +289,7 @@ fn a_trained_adapter_travels_as_one_file_and_comes_back() {
         .arg(dir.join("adapter"))
         .args(["--batch-size", "4", "--rank", "2"]))
     .success();
-    run(dialora(dir)
-        .args(["eval", "--model"])
-        .arg(fixtures().join("t5-gated"))
-        .arg("--adapter")
-        .arg(dir.join("adapter"))
-        .arg("--data")
-        .arg(&data)
-        .arg("--output")
-        .arg(dir.join("report"))
-        .args(["--limit", "4", "--max-new-tokens", "8"]))
-    .success();
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("report/report.json")).unwrap())
-            .unwrap();
+    let report = evaluate_adapter(dir, &data, &["--limit", "4", "--max-new-tokens", "8"]);
     let file = dir.join("shared.dlora");
     run(dialora(dir)
         .args(["adapter", "export"])
