@@ -20,6 +20,11 @@ impl Cancel {
         self.0.store(true, Ordering::SeqCst);
     }
 
+    /// Clears the flag for the next piece of work.
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }

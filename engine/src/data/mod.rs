@@ -246,6 +246,21 @@ pub fn import(path: &Path, options: &ImportOptions) -> Result<Imported> {
     Ok(imported)
 }
 
+/// Reads dialogues from text that has no file (pasted in the app), as `import` would read a file
+/// named `name`; messages name `name` as the place.
+pub fn import_text(text: &str, name: &str, options: &ImportOptions) -> Result<Imported> {
+    let path = Path::new(name);
+    let (format, dialogues, warnings) =
+        parse_text(text, path, options).map_err(|issue| issue.into_error(path))?;
+    let mut imported = Imported {
+        format,
+        dialogues,
+        warnings,
+    };
+    finish(&mut imported, path)?;
+    Ok(imported)
+}
+
 /// Reads one file: JSONL and tables line by line (any size up to 16 GiB, a row at a time in
 /// memory besides the dialogues read), the other formats whole (up to 1 GiB).
 fn import_file(path: &Path, options: &ImportOptions) -> Result<Parsed> {

@@ -43,7 +43,8 @@ pub(super) struct Progress {
     pub last_validation_loss: Option<f64>,
 }
 
-pub(super) fn exists(output: &Path) -> bool {
+/// Whether `output` holds an unfinished run's checkpoint.
+pub fn exists(output: &Path) -> bool {
     output.join(FILE).is_file()
 }
 
@@ -188,6 +189,43 @@ fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: &str) ->
     }
 }
 
+/// The progress recorded in the metadata of a checkpoint's `bytes` (at least its header).
+fn read_progress(path: &Path, bytes: &[u8]) -> Result<Progress> {
+    let unreadable =
+        |what: &str| Error::invalid(path, format!("not a usable training checkpoint: {what}"));
+    let header_length = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or_else(|| unreadable("too short"))?;
+    let header = usize::try_from(header_length)
+        .ok()
+        .and_then(|length| bytes.get(8..8usize.checked_add(length)?))
+        .ok_or_else(|| unreadable("the header is cut"))?;
+    let header: serde_json::Value =
+        serde_json::from_slice(header).map_err(|e| unreadable(&e.to_string()))?;
+    let state_text = header["__metadata__"][STATE_KEY]
+        .as_str()
+        .ok_or_else(|| unreadable("no training state"))?;
+    serde_json::from_str(state_text).map_err(|e| unreadable(&e.to_string()))
+}
+
+/// The step an unfinished run in `output` stopped at, reading only the checkpoint's header.
+pub fn stopped_at(output: &Path) -> Result<usize> {
+    use std::io::Read;
+    let path = output.join(FILE);
+    let mut file = std::fs::File::open(&path).map_err(|e| Error::file(&path, e))?;
+    let mut length = [0u8; 8];
+    file.read_exact(&mut length)
+        .map_err(|e| Error::file(&path, e))?;
+    let header_length = u64::from_le_bytes(length).min(100 << 20);
+    let mut bytes = length.to_vec();
+    file.take(header_length)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::file(&path, e))?;
+    Ok(read_progress(&path, &bytes)?.step)
+}
+
 /// Restores the trained weights and optimizer state of the checkpoint in `output` into `t5` or
 /// `adapter`, after checking that it was made with the settings of `fresh`.
 pub(super) fn restore(
@@ -198,17 +236,9 @@ pub(super) fn restore(
 ) -> Result<Checkpoint> {
     let path = output.join(FILE);
     let bytes = std::fs::read(&path).map_err(|e| Error::file(&path, e))?;
+    let progress = read_progress(&path, &bytes)?;
     let unreadable =
         |what: &str| Error::invalid(&path, format!("not a usable training checkpoint: {what}"));
-    let (_, header) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| unreadable(&e.to_string()))?;
-    let state_text = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(STATE_KEY))
-        .ok_or_else(|| unreadable("no training state"))?;
-    let progress: Progress =
-        serde_json::from_str(state_text).map_err(|e| unreadable(&e.to_string()))?;
     if let Some(setting) = first_difference(&progress.fingerprint, &fresh.progress.fingerprint, "")
     {
         return Err(Error::settings(format!(

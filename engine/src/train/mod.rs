@@ -23,6 +23,7 @@ use crate::rng::SplitMix64;
 use crate::summarize::DEFAULT_PROMPT;
 use crate::task::Cancel;
 use checkpoint::{Checkpoint, Progress};
+pub use checkpoint::{exists as has_checkpoint, stopped_at};
 pub use optimizer::Schedule;
 use optimizer::{AdamW, clip_factor};
 
@@ -508,11 +509,7 @@ pub fn train(
         let tokens_before = tokens_seen;
         for micro_batch in group.chunks(settings.batch_size) {
             if cancel.is_cancelled() {
-                checkpoint::save(output, &state, t5, adapter.as_ref())?;
-                on_event(TrainEvent::Checkpoint {
-                    step: state.progress.step,
-                });
-                return Err(Error::Cancelled);
+                return Err(stop(output, &state, t5, adapter.as_ref(), on_event));
             }
             let pass = t5.training_forward(micro_batch, adapter.as_ref(), &mut dropout)?;
             loss_sum += pass.loss_sum;
@@ -569,7 +566,14 @@ pub fn train(
                 if settings.eval_every.is_some_and(|n| done.is_multiple_of(n))
                     || done == total_steps =>
             {
-                let value = mean_loss(t5, pairs, adapter.as_ref(), settings.batch_size, cancel)?;
+                let value =
+                    match mean_loss(t5, pairs, adapter.as_ref(), settings.batch_size, cancel) {
+                        // The step is done: keep it, and leave its validation to the next one.
+                        Err(Error::Cancelled) => {
+                            return Err(stop(output, &state, t5, adapter.as_ref(), on_event));
+                        }
+                        other => other?,
+                    };
                 state.progress.last_validation_loss = Some(value);
                 Some(value)
             }
@@ -619,6 +623,25 @@ pub fn train(
         validation_loss: state.progress.last_validation_loss,
         output: output.clone(),
     })
+}
+
+/// Writes a checkpoint of `state` on cancel; the error to return (the write's own, if it failed).
+fn stop(
+    output: &Path,
+    state: &Checkpoint,
+    t5: &T5,
+    adapter: Option<&Adapter>,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Error {
+    match checkpoint::save(output, state, t5, adapter) {
+        Ok(()) => {
+            on_event(TrainEvent::Checkpoint {
+                step: state.progress.step,
+            });
+            Error::Cancelled
+        }
+        Err(error) => error,
+    }
 }
 
 /// The short description an adapter carries for whoever receives it.
