@@ -20,8 +20,9 @@ use dialora_engine::task::Cancel;
     about = "Fine-tune Flan-T5 with LoRA on your dialogues and summarize transcripts offline."
 )]
 struct Cli {
+    /// Without a command, the app window opens.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -40,6 +41,12 @@ enum Command {
     /// Inspect and convert adapters.
     #[command(subcommand)]
     Adapter(adapter::AdapterCommand),
+    /// Open the app window (also what `dialora` alone does).
+    Gui {
+        /// A model to load at once: a folder or a Hub id.
+        #[arg(long)]
+        model: Option<String>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -72,13 +79,19 @@ pub fn main() -> ExitCode {
     let on_interrupt = cancel.clone();
     // A second Ctrl-C while stopping is ignored: the work stops at its next safe point.
     let _ = ctrlc::set_handler(move || on_interrupt.cancel());
-    let result = std::panic::catch_unwind(|| match cli.command {
+    let command = match cli.command {
+        None => return gui(None),
+        Some(Command::Gui { model }) => return gui(model),
+        Some(command) => command,
+    };
+    let result = std::panic::catch_unwind(|| match command {
         Command::Summarize(args) => summarize::run(args, &cancel),
         Command::Train(args) => train::run(args, &cancel),
         Command::Eval(args) => eval::run(args, &cancel),
         Command::Rouge(args) => rouge::run(args),
         Command::Data(command) => data::run(command),
         Command::Adapter(command) => adapter::run(command),
+        Command::Gui { .. } => Ok(()),
     });
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
@@ -86,6 +99,18 @@ pub fn main() -> ExitCode {
         Err(_) => ExitCode::from(1),
         Ok(Err(error)) => {
             eprintln!("error: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Opens the app window; the engine's errors show in the window, so only a window that cannot
+/// open ends here.
+fn gui(model: Option<String>) -> ExitCode {
+    match dialora::native::run(model) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
             ExitCode::from(1)
         }
     }

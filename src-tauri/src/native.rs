@@ -1,0 +1,78 @@
+//! The app in a native eframe window, with the engine in this process and the system's file
+//! dialogs (rfd).
+
+use std::sync::Arc;
+
+use dialora_ui::DialoraApp;
+use dialora_ui::protocol::{Command, PickPurpose, Settings};
+
+use crate::service::{InProcess, ServiceConfig};
+
+/// Opens the window; with `model`, that model starts loading at once. Returns when it is closed,
+/// after the running task has stopped safely (training keeps a checkpoint).
+pub fn run(model: Option<String>) -> Result<(), String> {
+    let mut config = ServiceConfig::for_this_user();
+    config.picker = Some(Arc::new(pick));
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Dialora")
+            .with_app_id("dialora")
+            .with_inner_size([1180.0, 800.0])
+            .with_min_inner_size([760.0, 520.0]),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "Dialora",
+        options,
+        Box::new(move |_creation| {
+            let mut app = DialoraApp::new(Box::new(InProcess::start(config)));
+            if let Some(model) = model {
+                app.state.model_source = model.clone();
+                app.send(Command::LoadModel {
+                    source: model,
+                    device: app.state.device(),
+                });
+            }
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| format!("cannot open the window: {e}"))
+}
+
+/// The system dialog for each purpose, opening in the data folder when one is set.
+fn pick(purpose: PickPurpose, settings: &Settings) -> Vec<String> {
+    let mut dialog = rfd::FileDialog::new();
+    if !settings.data_folder.is_empty() {
+        dialog = dialog.set_directory(&settings.data_folder);
+    }
+    let one = |path: Option<std::path::PathBuf>| {
+        path.map(|p| vec![p.display().to_string()])
+            .unwrap_or_default()
+    };
+    match purpose {
+        PickPurpose::ModelFolder | PickPurpose::ReportFolder => one(dialog.pick_folder()),
+        PickPurpose::DataFiles => dialog
+            .add_filter(
+                "Dialogues",
+                &["csv", "tsv", "jsonl", "json", "vtt", "srt", "txt"],
+            )
+            .pick_files()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        PickPurpose::Transcript => one(dialog
+            .add_filter("Transcripts", &["vtt", "srt", "txt"])
+            .pick_file()),
+        PickPurpose::SaveSummary => one(dialog
+            .add_filter("Text", &["txt", "md"])
+            .set_file_name("summary.txt")
+            .save_file()),
+        PickPurpose::ExportAdapter => {
+            one(dialog.add_filter("Dialora adapter", &["dlora"]).save_file())
+        }
+        PickPurpose::ImportAdapter => one(dialog
+            .add_filter("Adapters", &["dlora", "safetensors"])
+            .pick_file()),
+    }
+}

@@ -1,0 +1,228 @@
+//! The adapter library on disk: one PEFT folder per adapter under `<home>/adapters`, with the
+//! app's notes beside the weights (the run that trained it, its last scores). A folder holding a
+//! training checkpoint and no adapter yet is an interrupted run.
+
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use dialora_engine::fsutil::write_atomically;
+use dialora_engine::{Error, Result, adapter, train};
+use dialora_ui::protocol::{AdapterEntry, Columns, InterruptedRun, TrainOptions};
+use serde::{Deserialize, Serialize};
+
+const RUN_FILE: &str = "dialora-run.json";
+const SCORES_FILE: &str = "dialora-scores.json";
+
+/// What a run was asked to do, so that it can be resumed after the app was closed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub model: String,
+    pub sources: Vec<String>,
+    pub columns: Columns,
+    pub validation_fraction: f64,
+    pub seed: u64,
+    pub settings: TrainOptions,
+    pub total_steps: usize,
+}
+
+pub struct Library {
+    folder: PathBuf,
+}
+
+impl Library {
+    pub fn new(home: &Path) -> Self {
+        Self {
+            folder: home.join("adapters"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.folder
+    }
+
+    /// The folder of adapter `name`, refusing names that are not plain folder names.
+    pub fn folder(&self, name: &str) -> Result<PathBuf> {
+        let plain = !name.trim().is_empty()
+            && name.len() <= 100
+            && !name.starts_with('.')
+            && !name.contains(['/', '\\', ':', '\0']);
+        if !plain {
+            return Err(Error::settings(format!(
+                "\"{name}\" cannot name an adapter: use letters, digits, spaces, - or _ (at most 100)"
+            )));
+        }
+        Ok(self.folder.join(name.trim()))
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.folder)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// The finished adapters; ones that cannot be read are listed with the reason.
+    pub fn entries(&self) -> Vec<AdapterEntry> {
+        self.names()
+            .into_iter()
+            .filter(|name| self.folder.join(name).join(adapter::CONFIG_FILE).exists())
+            .map(|name| self.entry(name))
+            .collect()
+    }
+
+    fn entry(&self, name: String) -> AdapterEntry {
+        let folder = self.folder.join(&name);
+        let modified = std::fs::metadata(&folder)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        let rouge = std::fs::read_to_string(folder.join(SCORES_FILE))
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|scores| {
+                let get = |key: &str| scores[key].as_f64();
+                Some([
+                    get("rouge1")?,
+                    get("rouge2")?,
+                    get("rougeL")?,
+                    get("rougeLsum")?,
+                ])
+            });
+        match adapter::describe(&folder) {
+            Ok(description) => AdapterEntry {
+                name,
+                base_model: description.base_model.unwrap_or_default(),
+                bytes: description.bytes,
+                modified,
+                rank: description.r,
+                targets: description.target_modules,
+                rouge,
+            },
+            Err(error) => AdapterEntry {
+                name,
+                base_model: format!("cannot be read: {error}"),
+                bytes: 0,
+                modified,
+                rank: 0,
+                targets: Vec::new(),
+                rouge: None,
+            },
+        }
+    }
+
+    /// Runs that stopped before their end, with the step their checkpoint holds.
+    pub fn interrupted(&self) -> Vec<InterruptedRun> {
+        self.names()
+            .into_iter()
+            .filter_map(|name| {
+                let folder = self.folder.join(&name);
+                if !train::has_checkpoint(&folder) {
+                    return None;
+                }
+                let step = train::stopped_at(&folder).ok()?;
+                let total_steps = self.run_record(&name).map_or(0, |r| r.total_steps);
+                Some(InterruptedRun {
+                    name,
+                    step,
+                    total_steps,
+                })
+            })
+            .collect()
+    }
+
+    pub fn save_run_record(&self, name: &str, record: &RunRecord) -> Result<()> {
+        let folder = self.folder(name)?;
+        std::fs::create_dir_all(&folder).map_err(|e| Error::file(&folder, e))?;
+        let text = serde_json::to_string_pretty(record)
+            .map_err(|e| Error::settings(format!("cannot record the run: {e}")))?;
+        write_atomically(&folder.join(RUN_FILE), text.as_bytes())
+    }
+
+    pub fn run_record(&self, name: &str) -> Result<RunRecord> {
+        let path = self.folder(name)?.join(RUN_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::invalid_at(&path, e.line(), format!("not a run record: {e}")))
+    }
+
+    /// Records an evaluation's ROUGE means for the library and for exported cards.
+    pub fn save_scores(&self, name: &str, scores: &serde_json::Value) -> Result<()> {
+        let path = self.folder(name)?.join(SCORES_FILE);
+        write_atomically(&path, scores.to_string().as_bytes())
+    }
+
+    fn scores(&self, name: &str) -> Option<serde_json::Value> {
+        let path = self.folder(name).ok()?.join(SCORES_FILE);
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    }
+
+    pub fn rename(&self, name: &str, new_name: &str) -> Result<()> {
+        let from = self.existing(name)?;
+        let to = self.folder(new_name)?;
+        if to.exists() {
+            return Err(Error::settings(format!(
+                "an adapter named \"{}\" exists already",
+                new_name.trim()
+            )));
+        }
+        std::fs::rename(&from, &to).map_err(|e| Error::file(&from, e))
+    }
+
+    pub fn delete(&self, name: &str) -> Result<()> {
+        let folder = self.existing(name)?;
+        std::fs::remove_dir_all(&folder).map_err(|e| Error::file(&folder, e))
+    }
+
+    fn existing(&self, name: &str) -> Result<PathBuf> {
+        let folder = self.folder(name)?;
+        if !folder.is_dir() {
+            return Err(Error::settings(format!("no adapter named \"{name}\"")));
+        }
+        Ok(folder)
+    }
+
+    /// Writes the adapter as one shareable file whose card carries its last scores.
+    pub fn export(&self, name: &str, file: &Path) -> Result<()> {
+        let folder = self.existing(name)?;
+        adapter::export(&folder, file, self.scores(name))
+    }
+
+    /// Copies an adapter file or PEFT folder into the library under a free name from its own;
+    /// returns that name.
+    pub fn import(&self, source: &Path) -> Result<String> {
+        let stem = source
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.starts_with('.') && !s.is_empty())
+            .unwrap_or_else(|| "imported".to_string());
+        let name = (1..)
+            .map(|n| {
+                if n == 1 {
+                    stem.clone()
+                } else {
+                    format!("{stem}-{n}")
+                }
+            })
+            .find(|candidate| !self.folder.join(candidate).exists())
+            .unwrap_or(stem);
+        let folder = self.folder(&name)?;
+        // Written beside the library and renamed in, so a failed import leaves nothing behind.
+        let staging = self.folder.join(format!(".import-{name}"));
+        let _ = std::fs::remove_dir_all(&staging);
+        let written = adapter::import(source, &staging)
+            .and_then(|()| std::fs::rename(&staging, &folder).map_err(|e| Error::file(&folder, e)));
+        if written.is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        written.map(|()| name)
+    }
+}

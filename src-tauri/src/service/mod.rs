@@ -1,0 +1,200 @@
+//! The engine behind the app: it takes the UI's commands and runs them on a worker thread in this
+//! process, sending events back, so the UI never waits on the engine. The native window and the
+//! tests use it through [`InProcess`], the UI's [`Backend`].
+
+mod library;
+mod settings;
+mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+
+use dialora_engine::task::{Cancel, Progress, ProgressSink};
+use dialora_ui::Backend;
+use dialora_ui::protocol::{Command, Event, PickPurpose, Settings, Task};
+
+/// Opens the system's file dialog for a purpose; returns the chosen paths (none when cancelled).
+pub type Picker = Arc<dyn Fn(PickPurpose, &Settings) -> Vec<String> + Send + Sync>;
+
+/// Where the app keeps its files and what it may assume of the machine.
+pub struct ServiceConfig {
+    /// The settings file and the adapter library live here.
+    pub home: PathBuf,
+    /// The memory training estimates are checked against.
+    pub memory_bytes: u64,
+    pub picker: Option<Picker>,
+}
+
+impl ServiceConfig {
+    /// `$DIALORA_HOME`, else `$XDG_DATA_HOME/dialora`, else `~/.local/share/dialora`; the
+    /// machine's memory.
+    pub fn for_this_user() -> Self {
+        let home = std::env::var_os("DIALORA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("dialora")))
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/dialora"))
+            })
+            .unwrap_or_else(|| PathBuf::from("dialora-data"));
+        Self {
+            home,
+            memory_bytes: machine_memory(),
+            picker: None,
+        }
+    }
+}
+
+/// Total memory from /proc/meminfo (0 when unknown).
+fn machine_memory() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The engine on a worker thread of this process. Dropping it (closing the window) cancels the
+/// running task and waits for it to stop safely: a training run writes its checkpoint first.
+pub struct InProcess {
+    commands: Option<Sender<Command>>,
+    events: Receiver<Event>,
+    emitter: Emitter,
+    cancel: Cancel,
+    shutdown: Cancel,
+    picker: Option<Picker>,
+    /// The settings as last saved, where dialogs open.
+    settings: Settings,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl InProcess {
+    pub fn start(config: ServiceConfig) -> Self {
+        let (command_sender, command_receiver) = mpsc::channel();
+        let (event_sender, events) = mpsc::channel();
+        let emitter = Emitter(event_sender);
+        let (cancel, shutdown) = (Cancel::new(), Cancel::new());
+        let picker = config.picker.clone();
+        let worker = {
+            let (emitter, cancel, shutdown) = (emitter.clone(), cancel.clone(), shutdown.clone());
+            std::thread::Builder::new()
+                .name("dialora-engine".into())
+                .spawn(move || {
+                    worker::Worker::new(config, emitter, cancel, shutdown).serve(command_receiver)
+                })
+                .ok()
+        };
+        Self {
+            commands: Some(command_sender),
+            events,
+            emitter,
+            cancel,
+            shutdown,
+            picker,
+            settings: Settings::default(),
+            worker,
+        }
+    }
+
+    /// Opens the dialog on its own thread: the worker may be busy, and the UI must not wait.
+    fn pick(&self, purpose: PickPurpose) {
+        let emitter = self.emitter.clone();
+        let Some(picker) = self.picker.clone() else {
+            emitter.emit(Event::Notice {
+                message: "This window cannot open file dialogs: type the path instead".into(),
+            });
+            return;
+        };
+        let settings = self.settings.clone();
+        let _ = std::thread::Builder::new()
+            .name("dialora-dialog".into())
+            .spawn(move || {
+                let paths = picker(purpose, &settings);
+                if !paths.is_empty() {
+                    emitter.emit(Event::Picked { purpose, paths });
+                }
+            });
+    }
+}
+
+impl Backend for InProcess {
+    fn send(&mut self, command: Command) {
+        // Cancel and dialogs act at once; everything else waits its turn on the worker.
+        match command {
+            Command::Cancel => self.cancel.cancel(),
+            Command::Pick { purpose } => self.pick(purpose),
+            command => {
+                if let Command::SaveSettings { settings } = &command {
+                    self.settings = settings.clone();
+                }
+                if let Some(commands) = &self.commands {
+                    let _ = commands.send(command);
+                }
+            }
+        }
+    }
+
+    fn poll(&mut self) -> Vec<Event> {
+        let events: Vec<Event> = self.events.try_iter().collect();
+        for event in &events {
+            if let Event::Ready { settings, .. } = event {
+                self.settings = settings.clone();
+            }
+        }
+        events
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        // Shutdown first: the worker checks it after clearing `cancel` for a new task.
+        self.shutdown.cancel();
+        self.cancel.cancel();
+        // Closing the channel ends the worker's loop once the running task has stopped.
+        self.commands = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// Sends events to the UI; a closed UI is not an error for the engine.
+#[derive(Clone)]
+pub(crate) struct Emitter(Sender<Event>);
+
+impl Emitter {
+    pub fn emit(&self, event: Event) {
+        let _ = self.0.send(event);
+    }
+
+    /// Progress reports of `task` as events.
+    pub fn progress(&self, task: Task) -> TaskProgress {
+        TaskProgress {
+            emitter: self.clone(),
+            task,
+        }
+    }
+}
+
+pub(crate) struct TaskProgress {
+    emitter: Emitter,
+    task: Task,
+}
+
+impl ProgressSink for TaskProgress {
+    fn report(&self, progress: Progress) {
+        self.emitter.emit(Event::Progress {
+            task: self.task,
+            stage: progress.stage,
+            done: progress.done,
+            total: progress.total,
+        });
+    }
+}

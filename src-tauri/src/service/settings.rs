@@ -1,0 +1,41 @@
+//! The app's settings file: read at start (a missing or unreadable file gives the defaults, and
+//! an unreadable one is kept aside rather than lost), written atomically on every change.
+
+use std::path::{Path, PathBuf};
+
+use dialora_engine::fsutil::write_atomically;
+use dialora_engine::{Error, Result};
+use dialora_ui::protocol::Settings;
+
+pub fn path(home: &Path) -> PathBuf {
+    home.join("settings.json")
+}
+
+/// The saved settings, and a warning when the file could not be read.
+pub fn load(home: &Path) -> (Settings, Option<String>) {
+    let file = path(home);
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return (Settings::default(), None);
+    };
+    match serde_json::from_str(&text) {
+        Ok(settings) => (settings, None),
+        Err(error) => {
+            let kept = file.with_extension("json.unreadable");
+            let _ = std::fs::rename(&file, &kept);
+            let warning = format!(
+                "{}:{}: the settings could not be read ({error}); the defaults are used and the old file is kept as {}",
+                file.display(),
+                error.line(),
+                kept.display()
+            );
+            (Settings::default(), Some(warning))
+        }
+    }
+}
+
+pub fn save(home: &Path, settings: &Settings) -> Result<()> {
+    std::fs::create_dir_all(home).map_err(|e| Error::file(home, e))?;
+    let text = serde_json::to_string_pretty(settings)
+        .map_err(|e| Error::settings(format!("cannot write the settings: {e}")))?;
+    write_atomically(&path(home), text.as_bytes())
+}

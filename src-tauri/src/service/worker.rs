@@ -1,0 +1,773 @@
+//! The worker thread: the loaded model, the imported data and the last evaluation, and what each
+//! command does with them. One task runs at a time; each ends with a `TaskEnded` event that
+//! carries the engine's one-line error when it failed.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+
+use dialora_engine::data::{self, Dialogue, ImportOptions, Speakers, Turn};
+use dialora_engine::eval::{self, EvalSettings};
+use dialora_engine::fsutil::write_atomically;
+use dialora_engine::model::{DeviceChoice, LoadedModel, ModelFiles};
+use dialora_engine::summarize::{SummarizeSettings, Summarizer};
+use dialora_engine::task::Cancel;
+use dialora_engine::train::{self, TrainData, TrainEvent, TrainRequest, TrainSettings};
+use dialora_engine::{Error, Result, adapter, hub, long_input, report};
+use dialora_ui::protocol::{
+    Columns, Command, DataSummary, Device, Estimate, Evaluation, Event, ExampleRow, Machine,
+    ModelInfo, Outcome, PreviewRow, RunScores, Settings, SummaryResult, Task, TrainOptions,
+    TrainPoint, Transcript, training_memory,
+};
+
+use super::library::{Library, RunRecord};
+use super::{Emitter, ServiceConfig, settings};
+
+/// The source name that means DialogSum from the Hub (train and validation splits).
+const DIALOGSUM: &str = "dialogsum";
+const PREVIEW_ROWS: usize = 20;
+/// LoRA training throughput here is about this many parameter-tokens per second per core
+/// (measured: flan-t5-small 775 tokens/s, flan-t5-base 241 tokens/s on 2 cores).
+const PARAMETER_TOKENS_PER_CORE_SECOND: f64 = 3.0e10;
+
+struct Model {
+    summarizer: Summarizer,
+    files: ModelFiles,
+    parameters: u64,
+}
+
+/// Imported data and how it was asked for (a resumed run must see the same).
+struct Data {
+    train: TrainData,
+    validation: Option<TrainData>,
+    request: DataRequest,
+}
+
+#[derive(Clone, PartialEq)]
+struct DataRequest {
+    sources: Vec<String>,
+    columns: Columns,
+    validation_fraction: f64,
+    seed: u64,
+}
+
+struct LastEvaluation {
+    dialogues: Vec<Dialogue>,
+    runs: Vec<eval::Run>,
+    data: String,
+}
+
+pub struct Worker {
+    config: ServiceConfig,
+    emitter: Emitter,
+    cancel: Cancel,
+    shutdown: Cancel,
+    library: Library,
+    settings: Settings,
+    model: Option<Model>,
+    data: Option<Data>,
+    evaluation: Option<LastEvaluation>,
+}
+
+impl Worker {
+    pub fn new(config: ServiceConfig, emitter: Emitter, cancel: Cancel, shutdown: Cancel) -> Self {
+        let library = Library::new(&config.home);
+        Self {
+            config,
+            emitter,
+            cancel,
+            shutdown,
+            library,
+            settings: Settings::default(),
+            model: None,
+            data: None,
+            evaluation: None,
+        }
+    }
+
+    pub fn serve(mut self, commands: Receiver<Command>) {
+        while let Ok(command) = commands.recv() {
+            // A cancel pressed while nothing ran must not stop the next task; a shutdown must.
+            self.cancel.reset();
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            self.handle(command);
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        self.emitter.emit(event);
+    }
+
+    fn handle(&mut self, command: Command) {
+        match (command.task(), command) {
+            (_, Command::Start) => self.start(),
+            (_, Command::EstimateTraining { settings }) => {
+                if let Ok(estimate) = self.estimate(&settings) {
+                    self.emit(Event::Estimate(estimate));
+                }
+            }
+            (Some(task), command) => self.task(task, |w| w.run(command)),
+            // Cancel and dialogs are handled by the sender, at once.
+            (None, _) => {}
+        }
+    }
+
+    /// The work of a command that runs as a task.
+    fn run(&mut self, command: Command) -> Result<()> {
+        match command {
+            Command::LoadModel { source, device } => self.load_model(&source, device),
+            Command::ImportData {
+                sources,
+                columns,
+                validation_fraction,
+                seed,
+            } => self.import_data(DataRequest {
+                sources,
+                columns,
+                validation_fraction,
+                seed,
+            }),
+            Command::Train { name, settings } => self.start_training(&name, settings),
+            Command::Resume { name } => self.resume_training(&name),
+            Command::Evaluate { adapters, limit } => self.evaluate(&adapters, limit),
+            Command::ExportReport { folder } => self.export_report(Path::new(&folder)),
+            Command::Summarize {
+                transcript,
+                adapter,
+            } => self.summarize(transcript, adapter),
+            Command::SaveText { path, text } => {
+                write_atomically(Path::new(&path), text.as_bytes())?;
+                self.notice(format!("Saved to {path}"));
+                Ok(())
+            }
+            Command::RenameAdapter { name, new_name } => {
+                self.library.rename(&name, &new_name)?;
+                self.emit_library();
+                Ok(())
+            }
+            Command::DeleteAdapter { name } => {
+                self.library.delete(&name)?;
+                self.emit_library();
+                Ok(())
+            }
+            Command::ExportAdapter { name, file } => {
+                self.library.export(&name, Path::new(&file))?;
+                self.notice(format!("\"{name}\" exported to {file}"));
+                Ok(())
+            }
+            Command::ImportAdapter { path } => {
+                let name = self.library.import(Path::new(&path))?;
+                self.emit_library();
+                self.notice(format!("Imported as \"{name}\""));
+                Ok(())
+            }
+            Command::SaveSettings { settings } => {
+                self.settings = settings;
+                settings::save(&self.config.home, &self.settings)
+            }
+            Command::Start
+            | Command::EstimateTraining { .. }
+            | Command::Cancel
+            | Command::Pick { .. } => Ok(()),
+        }
+    }
+
+    fn notice(&self, message: String) {
+        self.emit(Event::Notice { message });
+    }
+
+    /// Runs `work` as `task`: started and ended events around it; errors (and bugs) end it as a
+    /// message, never as a crash of the app.
+    fn task(&mut self, task: Task, work: impl FnOnce(&mut Self) -> Result<()>) {
+        self.emit(Event::TaskStarted { task });
+        let outcome = match catch_unwind(AssertUnwindSafe(|| work(self))) {
+            Ok(Ok(())) => Outcome::Done,
+            Ok(Err(Error::Cancelled)) => Outcome::Cancelled,
+            Ok(Err(error)) => Outcome::Failed {
+                message: error.to_string(),
+            },
+            Err(_) => Outcome::Failed {
+                message: format!(
+                    "{} stopped on an internal error (please report this)",
+                    task.label()
+                ),
+            },
+        };
+        self.emit(Event::TaskEnded { task, outcome });
+    }
+
+    fn start(&mut self) {
+        let (settings, warning) = settings::load(&self.config.home);
+        self.settings = settings;
+        let machine = Machine {
+            memory_bytes: self.config.memory_bytes,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            gpu: cfg!(any(feature = "cuda", feature = "metal")),
+            library_folder: self.library.root().display().to_string(),
+        };
+        self.emit(Event::Ready {
+            settings: self.settings.clone(),
+            machine,
+            library: self.library.entries(),
+            interrupted: self.library.interrupted(),
+        });
+        if let Some(message) = warning {
+            self.emit(Event::Notice { message });
+        }
+    }
+
+    fn emit_library(&self) {
+        self.emit(Event::Library {
+            adapters: self.library.entries(),
+        });
+        self.emit(Event::Interrupted {
+            runs: self.library.interrupted(),
+        });
+    }
+
+    fn load_model(&mut self, source: &str, device: Device) -> Result<()> {
+        if source.trim().is_empty() {
+            return Err(Error::settings("choose a model or a model folder first"));
+        }
+        let progress = self.emitter.progress(Task::LoadModel);
+        let files = hub::resolve_model(source, &progress)?;
+        let device = match device {
+            Device::Auto => DeviceChoice::Auto,
+            Device::Cpu => DeviceChoice::Cpu,
+            Device::Gpu if cfg!(feature = "metal") => DeviceChoice::Metal,
+            Device::Gpu => DeviceChoice::Cuda,
+        }
+        .device()?;
+        // The old model goes first: two large models need not fit in memory together.
+        self.model = None;
+        self.evaluation = None;
+        let model = LoadedModel::load(&files, source, &device)?;
+        let parameters = model
+            .t5
+            .named_weights()
+            .iter()
+            .map(|(_, w)| w.elem_count() as u64)
+            .sum();
+        let info = ModelInfo {
+            name: source.to_string(),
+            parameters,
+            device: format!("{:?}", device.location()).to_lowercase(),
+        };
+        self.model = Some(Model {
+            summarizer: Summarizer::new(model),
+            files,
+            parameters,
+        });
+        self.settings.last_model = source.to_string();
+        // The model is loaded either way; a settings file that cannot be written is only told.
+        if let Err(error) = settings::save(&self.config.home, &self.settings) {
+            self.emit(Event::Notice {
+                message: error.to_string(),
+            });
+        }
+        self.emit(Event::ModelLoaded(info));
+        Ok(())
+    }
+
+    fn model(&self) -> Result<&Model> {
+        self.model
+            .as_ref()
+            .ok_or_else(|| Error::settings("load a model first (the Model screen)"))
+    }
+
+    fn data(&self) -> Result<&Data> {
+        self.data
+            .as_ref()
+            .ok_or_else(|| Error::settings("import dialogues first (the Data screen)"))
+    }
+
+    fn import_data(&mut self, request: DataRequest) -> Result<()> {
+        if request.sources.is_empty() {
+            return Err(Error::settings("choose data files first"));
+        }
+        let options = import_options(&request.columns);
+        let progress = self.emitter.progress(Task::ImportData);
+        let mut warnings = Vec::new();
+        let mut read = |spec: &str, split: &str| -> Result<(TrainData, String)> {
+            let path = match hub::resolve_dialogsum(spec, split, &progress)? {
+                Some(downloaded) => downloaded,
+                None => PathBuf::from(spec),
+            };
+            let imported = data::import(&path, &options)?;
+            warnings.extend(imported.warnings.iter().map(|w| w.to_string()));
+            let format = format!("{:?}", imported.format).to_uppercase();
+            Ok((
+                TrainData {
+                    source: PathBuf::from(spec),
+                    dialogues: imported.dialogues,
+                },
+                format,
+            ))
+        };
+        let (train, validation, format) = if request.sources == [DIALOGSUM] {
+            let (train, format) = read("dialogsum:train", "train")?;
+            let (validation, _) = read("dialogsum:validation", "validation")?;
+            (train, Some(validation), format)
+        } else {
+            let mut dialogues = Vec::new();
+            let mut formats = Vec::new();
+            for source in &request.sources {
+                self.cancel.check()?;
+                let (data, format) = read(source, "train")?;
+                dialogues.extend(data.dialogues);
+                formats.push(format);
+            }
+            formats.dedup();
+            let source = PathBuf::from(&request.sources[0]);
+            let fraction = request.validation_fraction;
+            if fraction > 0.0 && dialogues.len() >= 2 {
+                let (train, held) = data::split(dialogues, fraction, request.seed);
+                let validation = TrainData {
+                    source: source.clone(),
+                    dialogues: held,
+                };
+                (
+                    TrainData {
+                        source,
+                        dialogues: train,
+                    },
+                    Some(validation),
+                    formats.join(", "),
+                )
+            } else {
+                (TrainData { source, dialogues }, None, formats.join(", "))
+            }
+        };
+        let all: Vec<&Dialogue> = train
+            .dialogues
+            .iter()
+            .chain(validation.iter().flat_map(|v| &v.dialogues))
+            .collect();
+        let speakers: std::collections::BTreeSet<&str> = all
+            .iter()
+            .flat_map(|d| d.turns.iter().filter_map(|t| t.speaker.as_deref()))
+            .collect();
+        let summary = DataSummary {
+            sources: request.sources.clone(),
+            format,
+            dialogues: all.len(),
+            with_summary: all.iter().filter(|d| !d.summaries.is_empty()).count(),
+            speakers: speakers.len(),
+            train: train.dialogues.len(),
+            validation: validation.as_ref().map_or(0, |v| v.dialogues.len()),
+            warnings,
+            preview: all
+                .iter()
+                .take(PREVIEW_ROWS)
+                .enumerate()
+                .map(|(index, d)| PreviewRow {
+                    id: id_text(d, index),
+                    dialogue: d.dialogue.clone(),
+                    summary: d.summaries.first().cloned().unwrap_or_default(),
+                })
+                .collect(),
+        };
+        self.data = Some(Data {
+            train,
+            validation,
+            request,
+        });
+        self.evaluation = None;
+        self.emit(Event::DataImported(summary));
+        Ok(())
+    }
+
+    fn estimate(&self, options: &TrainOptions) -> Result<Estimate> {
+        let model = self.model()?;
+        let data = self.data()?;
+        let tokenizer = &model.summarizer.model.tokenizer;
+        let settings = train_settings(options, false);
+        let mut examples = 0usize;
+        let mut tokens = 0u64;
+        for dialogue in &data.train.dialogues {
+            let Some(summary) = dialogue.summaries.first() else {
+                continue;
+            };
+            let prompt = settings
+                .prompt_template
+                .replace("{dialogue}", &dialogue.dialogue);
+            let source = tokenizer.encode(&prompt, settings.max_source_length)?;
+            let target = tokenizer.encode(summary, settings.max_target_length)?;
+            tokens += (source.ids.len() + target.ids.len()) as u64;
+            examples += 1;
+        }
+        let steps_per_epoch = examples.div_ceil(options.batch_size.max(1)).max(1);
+        let steps = options
+            .max_steps
+            .unwrap_or(steps_per_epoch * options.epochs.max(1));
+        let run_tokens = tokens as f64 * steps as f64 / steps_per_epoch as f64;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let tokens_per_second =
+            PARAMETER_TOKENS_PER_CORE_SECOND * cores / model.parameters.max(1) as f64;
+        let memory_bytes = training_memory(model.parameters, options.batch_size);
+        Ok(Estimate {
+            settings: options.clone(),
+            steps,
+            tokens: run_tokens as u64,
+            seconds: run_tokens / tokens_per_second,
+            memory_bytes,
+            fits: self.config.memory_bytes == 0 || memory_bytes <= self.config.memory_bytes,
+        })
+    }
+
+    fn start_training(&mut self, name: &str, options: TrainOptions) -> Result<()> {
+        let folder = self.library.folder(name)?;
+        if folder.join(adapter::CONFIG_FILE).exists() {
+            return Err(Error::settings(format!(
+                "an adapter named \"{name}\" exists already: choose another name, or rename or delete it on the Adapters screen"
+            )));
+        }
+        if train::has_checkpoint(&folder) {
+            return Err(Error::settings(format!(
+                "an interrupted run named \"{name}\" exists: resume it, or choose another name"
+            )));
+        }
+        let estimate = self.estimate(&options)?;
+        if !estimate.fits {
+            return Err(Error::settings(format!(
+                "training would need about {:.1} GB of memory and this machine has {:.1} GB: choose a smaller model, batch size or rank",
+                estimate.memory_bytes as f64 / 1e9,
+                self.config.memory_bytes as f64 / 1e9
+            )));
+        }
+        let model = self.model()?.summarizer.model.name.clone();
+        let request = self.data()?.request.clone();
+        let record = RunRecord {
+            model,
+            sources: request.sources,
+            columns: request.columns,
+            validation_fraction: request.validation_fraction,
+            seed: request.seed,
+            settings: options,
+            total_steps: estimate.steps,
+        };
+        self.library.save_run_record(name, &record)?;
+        self.train(name, &record.settings, false)
+    }
+
+    /// Continues an interrupted run: the model and data it used are loaded again when they are
+    /// not the ones loaded now.
+    fn resume_training(&mut self, name: &str) -> Result<()> {
+        let record = self.library.run_record(name)?;
+        let same_model = self
+            .model
+            .as_ref()
+            .is_some_and(|m| m.summarizer.model.name == record.model);
+        if !same_model {
+            self.load_model(&record.model, self.settings.device)?;
+        }
+        let request = DataRequest {
+            sources: record.sources.clone(),
+            columns: record.columns.clone(),
+            validation_fraction: record.validation_fraction,
+            seed: record.seed,
+        };
+        if self.data.as_ref().map(|d| &d.request) != Some(&request) {
+            self.import_data(request)?;
+        }
+        self.train(name, &record.settings, true)
+    }
+
+    fn train(&mut self, name: &str, options: &TrainOptions, resume: bool) -> Result<()> {
+        let folder = self.library.folder(name)?;
+        let (Some(model), Some(data)) = (self.model.as_mut(), self.data.as_ref()) else {
+            return Err(Error::settings("load a model and import dialogues first"));
+        };
+        let emitter = self.emitter.clone();
+        let mut total_steps = 0;
+        let request = TrainRequest {
+            model: &mut model.summarizer.model,
+            model_files: &model.files,
+            train: &data.train,
+            validation: data.validation.as_ref(),
+            init_adapter: None,
+            output: folder.clone(),
+            resume,
+            overwrite: false,
+            settings: train_settings(options, data.validation.is_some()),
+        };
+        let result = train::train(request, &self.cancel, &mut |event| match event {
+            TrainEvent::Started {
+                first_step,
+                total_steps: total,
+                ..
+            } => {
+                total_steps = total;
+                emitter.emit(Event::TrainStarted {
+                    name: name.to_string(),
+                    first_step,
+                    total_steps: total,
+                });
+            }
+            TrainEvent::Warning { message } => emitter.emit(Event::TrainWarning { message }),
+            TrainEvent::Step(record) => {
+                emitter.emit(Event::TrainStep(TrainPoint {
+                    step: record.step,
+                    total_steps,
+                    loss: record.loss,
+                    validation_loss: record.validation_loss,
+                    learning_rate: record.learning_rate,
+                    elapsed_s: record.elapsed_s,
+                    eta_s: record.eta_s,
+                }));
+                emitter.emit(Event::Progress {
+                    task: Task::Train,
+                    stage: format!("Training \"{name}\""),
+                    done: record.step as u64,
+                    total: total_steps as u64,
+                });
+            }
+            TrainEvent::Checkpoint { .. } => {}
+        });
+        match result {
+            Ok(summary) => {
+                self.emit(Event::TrainFinished {
+                    name: name.to_string(),
+                    steps: summary.steps,
+                    train_loss: summary.train_loss,
+                });
+                self.emit_library();
+                Ok(())
+            }
+            Err(Error::Cancelled) => {
+                if let Ok(step) = train::stopped_at(&folder) {
+                    self.emit(Event::TrainStopped {
+                        name: name.to_string(),
+                        step,
+                    });
+                }
+                Err(Error::Cancelled)
+            }
+            Err(error) => {
+                self.emit_library();
+                Err(error)
+            }
+        }
+    }
+
+    fn evaluate(&mut self, adapters: &[String], limit: usize) -> Result<()> {
+        let data = self.data()?;
+        let source = match &data.validation {
+            Some(validation) if !validation.dialogues.is_empty() => validation,
+            _ => &data.train,
+        };
+        let mut dialogues: Vec<Dialogue> = source
+            .dialogues
+            .iter()
+            .filter(|d| !d.summaries.is_empty())
+            .take(limit.max(1))
+            .cloned()
+            .collect();
+        if dialogues.is_empty() {
+            return Err(Error::settings(
+                "no dialogue has a reference summary to evaluate against",
+            ));
+        }
+        dialogues.shrink_to_fit();
+        let data_label = source.source.display().to_string();
+        let Some(model) = self.model.as_mut() else {
+            return Err(Error::settings("load a model first (the Model screen)"));
+        };
+        let device = model.summarizer.model.t5.device().clone();
+        for name in adapters {
+            let files = adapter::read(&self.library.folder(name)?, &device)?;
+            model.summarizer.add_adapter(name, files)?;
+        }
+        let settings = EvalSettings {
+            summarize: SummarizeSettings::default(),
+            max_target_length: 128,
+            use_stemmer: false,
+            bootstrap_samples: 1000,
+            seed: 42,
+        };
+        let progress = self.emitter.progress(Task::Evaluate);
+        let labels = std::iter::once(None).chain(adapters.iter().map(|a| Some(a.as_str())));
+        let mut runs = Vec::new();
+        for adapter in labels {
+            runs.push(eval::evaluate(
+                &model.summarizer,
+                adapter,
+                adapter.unwrap_or("baseline"),
+                &dialogues,
+                &settings,
+                &self.cancel,
+                &progress,
+            )?);
+        }
+        for run in runs.iter().skip(1) {
+            let mut scores = serde_json::json!({ "data": data_label, "count": dialogues.len() });
+            for (key, value) in run.rouge.named() {
+                scores[key] = serde_json::json!(value);
+            }
+            self.library.save_scores(&run.label, &scores)?;
+        }
+        self.emit(Event::Evaluated(evaluation_event(&dialogues, &runs)));
+        self.evaluation = Some(LastEvaluation {
+            dialogues,
+            runs,
+            data: data_label,
+        });
+        self.emit_library();
+        Ok(())
+    }
+
+    fn export_report(&self, folder: &Path) -> Result<()> {
+        let evaluation = self
+            .evaluation
+            .as_ref()
+            .ok_or_else(|| Error::settings("evaluate first: there is no report to export"))?;
+        let model = self.model()?;
+        report::write(
+            folder,
+            &model.summarizer.model.name,
+            &evaluation.data,
+            &evaluation.dialogues,
+            &evaluation.runs,
+            None,
+        )?;
+        self.notice(format!(
+            "Report written to {}",
+            folder.join("report.html").display()
+        ));
+        Ok(())
+    }
+
+    fn summarize(&mut self, transcript: Transcript, adapter: Option<String>) -> Result<()> {
+        let options = ImportOptions::default();
+        let (imported, source) = match transcript {
+            Transcript::Text { text } => (
+                data::import_text(&text, "pasted text", &options)?,
+                "the pasted text".into(),
+            ),
+            Transcript::File { path } => {
+                let path = PathBuf::from(path);
+                let name = path.file_name().map_or(path.display().to_string(), |n| {
+                    n.to_string_lossy().into_owned()
+                });
+                (data::import(&path, &options)?, name)
+            }
+        };
+        let [dialogue] = imported.dialogues.as_slice() else {
+            return Err(Error::settings(format!(
+                "{source} holds {} dialogues; Summarize takes one transcript at a time (Evaluate, or `dialora summarize`, takes many)",
+                imported.dialogues.len()
+            )));
+        };
+        let library_folder = adapter
+            .as_deref()
+            .map(|name| self.library.folder(name))
+            .transpose()?;
+        let Some(model) = self.model.as_mut() else {
+            return Err(Error::settings("load a model first (the Model screen)"));
+        };
+        if let (Some(name), Some(folder)) = (&adapter, library_folder) {
+            let device = model.summarizer.model.t5.device().clone();
+            model
+                .summarizer
+                .add_adapter(name, adapter::read(&folder, &device)?)?;
+        }
+        let settings = SummarizeSettings::default();
+        let progress = self.emitter.progress(Task::Summarize);
+        let turns = if dialogue.turns.is_empty() {
+            vec![Turn {
+                speaker: None,
+                text: dialogue.dialogue.clone(),
+            }]
+        } else {
+            dialogue.turns.clone()
+        };
+        let summary = long_input::summarize_long(
+            &model.summarizer,
+            &turns,
+            Speakers::Names,
+            adapter.as_deref(),
+            &settings,
+            &self.cancel,
+            &progress,
+        )?;
+        self.emit(Event::Summary(SummaryResult {
+            source,
+            adapter,
+            text: summary.summary,
+            windows: summary.windows.max(1),
+        }));
+        Ok(())
+    }
+}
+
+fn import_options(columns: &Columns) -> ImportOptions {
+    let named = |name: &str| (!name.trim().is_empty()).then(|| name.trim().to_string());
+    ImportOptions {
+        dialogue_column: named(&columns.dialogue),
+        summary_column: named(&columns.summary),
+        id_column: named(&columns.id),
+        speakers: Speakers::Names,
+    }
+}
+
+fn train_settings(options: &TrainOptions, validation: bool) -> TrainSettings {
+    TrainSettings {
+        rank: options.rank,
+        alpha: options.alpha,
+        lora_dropout: options.dropout,
+        targets: options.targets.clone(),
+        learning_rate: options.learning_rate,
+        batch_size: options.batch_size,
+        epochs: options.epochs,
+        max_steps: options.max_steps,
+        max_source_length: options.max_source_length,
+        eval_every: validation.then_some(options.eval_every),
+        checkpoint_every: Some(options.checkpoint_every),
+        seed: options.seed,
+        ..TrainSettings::default()
+    }
+}
+
+fn id_text(dialogue: &Dialogue, index: usize) -> String {
+    match dialogue.id_or_position(index) {
+        serde_json::Value::String(text) => text,
+        other => other.to_string(),
+    }
+}
+
+fn evaluation_event(dialogues: &[Dialogue], runs: &[eval::Run]) -> Evaluation {
+    let values = |scores: &eval::PerType<f64>| scores.named().map(|(_, v)| v);
+    Evaluation {
+        count: dialogues.len(),
+        runs: runs
+            .iter()
+            .map(|run| RunScores {
+                label: run.label.clone(),
+                loss: run.loss,
+                rouge: values(&run.rouge),
+                ci95: run.rouge_ci95.named().map(|(_, v)| v),
+            })
+            .collect(),
+        examples: dialogues
+            .iter()
+            .enumerate()
+            .map(|(index, dialogue)| ExampleRow {
+                id: id_text(dialogue, index),
+                dialogue: dialogue.dialogue.clone(),
+                reference: dialogue.summaries.first().cloned().unwrap_or_default(),
+                summaries: runs
+                    .iter()
+                    .filter_map(|r| r.examples.get(index))
+                    .map(|e| e.summary.clone())
+                    .collect(),
+                rouge_l: runs
+                    .iter()
+                    .filter_map(|r| r.examples.get(index))
+                    .map(|e| e.rouge.rouge_l)
+                    .collect(),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,381 @@
+//! The app driven as a user would (egui_kittest clicks and typing) against the real engine in
+//! this process, with the tiny fixture model: the whole flow from loading a model to a saved
+//! summary, closing the window mid-training, and engine errors shown as readable messages.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use dialora::service::{InProcess, ServiceConfig};
+use dialora_tests::fixtures;
+use dialora_ui::DialoraApp;
+use dialora_ui::screens::Screen;
+use dialora_ui::state::State;
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn app(home: &Path, memory_bytes: u64) -> Harness<'static, DialoraApp> {
+    let service = InProcess::start(ServiceConfig {
+        home: home.to_path_buf(),
+        memory_bytes,
+        picker: None,
+    });
+    let app = DialoraApp::new(Box::new(service));
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 1000.0))
+        .build_ui_state(|ui, app: &mut DialoraApp| app.show(ui), app);
+    wait(&mut harness, "the engine to start", |s| s.ready);
+    harness
+}
+
+const PLENTY: u64 = 64 << 30;
+
+/// Runs frames until `done` holds for the app's state (the engine works on its own thread).
+fn wait(harness: &mut Harness<'_, DialoraApp>, what: &str, done: impl Fn(&State) -> bool) {
+    let start = Instant::now();
+    loop {
+        harness.step();
+        if done(&harness.state().state) {
+            harness.step();
+            return;
+        }
+        if let Some(error) = &harness.state().state.error {
+            panic!("while waiting for {what}: the app shows an error: {error}");
+        }
+        let state = &harness.state().state;
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}; running {:?}, training {:?}",
+            state.running,
+            state
+                .training
+                .as_ref()
+                .map(|t| (&t.name, t.points.len(), t.stopped_at))
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for the running task to end, whatever its outcome.
+fn wait_idle(harness: &mut Harness<'_, DialoraApp>) {
+    let start = Instant::now();
+    loop {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+        harness.step();
+        if !harness.state().state.busy() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the task did not end"
+        );
+    }
+}
+
+/// Whether some widget on screen shows `text`.
+fn shown(harness: &Harness<'_, DialoraApp>, text: &str) -> bool {
+    harness.query_all_by_label_contains(text).next().is_some()
+}
+
+fn text_field<'t>(harness: &'t Harness<'_, DialoraApp>, label: &'t str) -> egui_kittest::Node<'t> {
+    harness
+        .query_by_role_and_label(Role::TextInput, label)
+        .unwrap_or_else(|| harness.get_by_role_and_label(Role::MultilineTextInput, label))
+}
+
+/// Types into the text field labelled `label`, scrolled into view first.
+fn type_into(harness: &mut Harness<'_, DialoraApp>, label: &str, text: &str) {
+    text_field(harness, label).scroll_to_me();
+    harness.run_steps(2);
+    let field = text_field(harness, label);
+    field.focus();
+    field.type_text(text);
+    harness.run_steps(2);
+}
+
+/// Clicks the button `label`, scrolled into view first.
+fn click(harness: &mut Harness<'_, DialoraApp>, label: &str) {
+    harness
+        .get_by_role_and_label(Role::Button, label)
+        .scroll_to_me();
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, label).click();
+    harness.run_steps(2);
+}
+
+/// Clicks the screen's entry in the navigation.
+fn go_to(harness: &mut Harness<'_, DialoraApp>, screen: Screen) {
+    let position = Screen::ALL.iter().position(|s| *s == screen).unwrap_or(0);
+    harness
+        .get_by_label(&format!("{}  {}", position + 1, screen.title()))
+        .click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().screen, screen);
+}
+
+fn load_model_and_data(harness: &mut Harness<'_, DialoraApp>) {
+    harness.state_mut().state.model_source.clear();
+    let model = fixtures().join("t5-gated");
+    type_into(
+        harness,
+        "Hub id or model folder:",
+        &model.display().to_string(),
+    );
+    click(harness, "Load model");
+    wait(harness, "the model", |s| s.model.is_some());
+    let data = fixtures().join("data/support.csv");
+    type_into(harness, "Data files", &data.display().to_string());
+    harness.state_mut().state.validation_percent = 25.0;
+    click(harness, "Import");
+    wait(harness, "the data", |s| s.data.is_some());
+}
+
+/// Small and quick settings for the fixture model.
+fn quick_settings(harness: &mut Harness<'_, DialoraApp>, name: &str, steps: usize, every: usize) {
+    let state = &mut harness.state_mut().state;
+    state.adapter_name = name.to_string();
+    state.train.rank = 4;
+    state.train.alpha = 8.0;
+    state.train.batch_size = 3;
+    state.train.max_steps = Some(steps);
+    state.train.checkpoint_every = every;
+    state.train.eval_every = 2;
+    state.train.learning_rate = 5e-3;
+}
+
+#[test]
+fn a_user_goes_from_a_csv_to_a_shared_adapter_and_a_saved_summary() {
+    let home = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut harness = app(home.path(), PLENTY);
+    load_model_and_data(&mut harness);
+    let data = harness.state().state.data.clone().unwrap();
+    assert_eq!((data.dialogues, data.with_summary), (12, 12));
+    assert_eq!((data.train, data.validation), (9, 3));
+    assert!(shown(&harness, "order 1042"));
+
+    go_to(&mut harness, Screen::Train);
+    quick_settings(&mut harness, "support", 6, 100);
+    wait(&mut harness, "the estimate", |s| {
+        s.estimate.as_ref().is_some_and(|e| e.settings == s.train)
+    });
+    assert!(shown(&harness, "Estimate: 6 steps"));
+    click(&mut harness, "Start training");
+    wait(&mut harness, "two training steps", |s| {
+        s.training.as_ref().is_some_and(|t| t.points.len() >= 2)
+    });
+    click(&mut harness, "Stop");
+    wait_idle(&mut harness);
+    let view = harness.state().state.training.clone().unwrap();
+    let stopped = view.stopped_at.expect("stopped with a checkpoint");
+    assert!((2..6).contains(&stopped), "stopped at {stopped}");
+    assert!(shown(&harness, "stopped at step"));
+    assert!(
+        home.path()
+            .join("adapters/support/training-checkpoint.safetensors")
+            .exists()
+    );
+
+    click(&mut harness, "Resume");
+    wait(&mut harness, "the end of training", |s| {
+        s.training.as_ref().is_some_and(|t| t.finished)
+    });
+    let view = harness.state().state.training.clone().unwrap();
+    let steps: Vec<usize> = view.points.iter().map(|p| p.step).collect();
+    assert_eq!(steps, (1..=6).collect::<Vec<_>>(), "one point per step");
+    assert!(view.points.iter().any(|p| p.validation_loss.is_some()));
+    assert!(
+        home.path()
+            .join("adapters/support/adapter_model.safetensors")
+            .exists()
+    );
+
+    go_to(&mut harness, Screen::Evaluate);
+    harness.state_mut().state.eval_limit = 3;
+    click(&mut harness, "Evaluate");
+    wait(&mut harness, "the evaluation", |s| s.evaluation.is_some());
+    let evaluation = harness.state().state.evaluation.clone().unwrap();
+    let labels: Vec<&str> = evaluation.runs.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(labels, ["baseline", "support"]);
+    assert_eq!(evaluation.examples.len(), 3);
+    // The scores table and the per-example table name both runs.
+    assert!(harness.get_all_by_label("baseline").count() >= 2);
+    let report = out.path().join("report");
+    type_into(
+        &mut harness,
+        "Report folder:",
+        &report.display().to_string(),
+    );
+    click(&mut harness, "Export report");
+    wait_idle(&mut harness);
+    assert!(report.join("report.json").exists());
+    assert!(report.join("report.html").exists());
+
+    go_to(&mut harness, Screen::Adapters);
+    let entry = harness.state().state.library[0].clone();
+    assert_eq!((entry.name.as_str(), entry.rank), ("support", 4));
+    assert!(entry.rouge.is_some(), "the library shows its scores");
+    let shared = out.path().join("support.dlora");
+    type_into(
+        &mut harness,
+        "Export to file:",
+        &shared.display().to_string(),
+    );
+    click(&mut harness, "Export \"support\"");
+    wait_idle(&mut harness);
+    assert!(shared.exists());
+    type_into(
+        &mut harness,
+        "Import a file or folder:",
+        &shared.display().to_string(),
+    );
+    click(&mut harness, "Import adapter");
+    wait(&mut harness, "the imported adapter", |s| {
+        s.library.len() == 2
+    });
+    let imported = harness.state().state.library[1].clone();
+    assert_eq!((imported.name.as_str(), imported.rank), ("support-2", 4));
+
+    go_to(&mut harness, Screen::Summarize);
+    let transcript = fixtures().join("data/teams.vtt");
+    type_into(
+        &mut harness,
+        "Transcript file:",
+        &transcript.display().to_string(),
+    );
+    click(&mut harness, "Summarize");
+    wait(&mut harness, "the summary", |s| s.summary.is_some());
+    let summary = harness.state().state.summary.clone().unwrap();
+    assert_eq!(summary.source, "teams.vtt");
+    assert_eq!(summary.adapter.as_deref(), Some("support"));
+    let saved = out.path().join("summary.txt");
+    type_into(&mut harness, "Save as:", &saved.display().to_string());
+    click(&mut harness, "Save");
+    wait_idle(&mut harness);
+    assert_eq!(std::fs::read_to_string(&saved).unwrap(), summary.text);
+}
+
+#[test]
+fn closing_the_window_during_training_leaves_a_run_to_resume() {
+    let home = tempfile::tempdir().unwrap();
+    let mut harness = app(home.path(), PLENTY);
+    load_model_and_data(&mut harness);
+    go_to(&mut harness, Screen::Train);
+    quick_settings(&mut harness, "closed", 5000, 1000);
+    click(&mut harness, "Start training");
+    wait(&mut harness, "a training step", |s| {
+        s.training.as_ref().is_some_and(|t| !t.points.is_empty())
+    });
+    // Closing the window drops the app, and with it the engine service.
+    drop(harness);
+    let folder = home.path().join("adapters/closed");
+    eprintln!(
+        "{:?}",
+        std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect::<Vec<_>>()
+    );
+    assert!(folder.join("training-checkpoint.safetensors").exists());
+    assert!(!folder.join("adapter_model.safetensors").exists());
+
+    let mut harness = app(home.path(), PLENTY);
+    let run = harness.state().state.interrupted.first().cloned();
+    let run = run.expect("the interrupted run is offered at the next launch");
+    assert_eq!((run.name.as_str(), run.total_steps), ("closed", 5000));
+    assert!(run.step >= 1);
+    go_to(&mut harness, Screen::Train);
+    assert!(shown(&harness, "stopped at step"));
+    // Resuming loads the model and data the run used by itself.
+    click(&mut harness, "Resume");
+    wait(&mut harness, "steps after the resumed one", |s| {
+        s.training.as_ref().is_some_and(|t| t.points.len() >= 2)
+    });
+    let first = harness.state().state.training.as_ref().unwrap().points[0].step;
+    assert_eq!(first, run.step + 1, "it continues where it stopped");
+    click(&mut harness, "Stop");
+    wait_idle(&mut harness);
+}
+
+fn shows_error(harness: &mut Harness<'_, DialoraApp>, fragments: &[&str]) {
+    wait_idle(harness);
+    let error = harness
+        .state()
+        .state
+        .error
+        .clone()
+        .expect("an error message");
+    for fragment in fragments {
+        assert!(error.contains(fragment), "{error:?} lacks {fragment:?}");
+    }
+    assert_eq!(error.lines().count(), 1, "one line: {error:?}");
+    // It is on screen, and the app goes on.
+    assert!(shown(harness, fragments[0]));
+    click(harness, "Dismiss");
+    assert!(harness.state().state.error.is_none());
+}
+
+#[test]
+fn engine_errors_are_readable_messages_in_the_app() {
+    let home = tempfile::tempdir().unwrap();
+    let mut harness = app(home.path(), 100_000_000);
+
+    let missing = home.path().join("no-such-model");
+    harness.state_mut().state.model_source.clear();
+    type_into(
+        &mut harness,
+        "Hub id or model folder:",
+        &missing.display().to_string(),
+    );
+    click(&mut harness, "Load model");
+    shows_error(&mut harness, &["no-such-model"]);
+    assert!(harness.state().state.model.is_none());
+
+    load_model_and_data(&mut harness);
+    harness.state_mut().state.data_paths.clear();
+    let broken = fixtures().join("data/invalid.jsonl");
+    type_into(&mut harness, "Data files", &broken.display().to_string());
+    click(&mut harness, "Import");
+    shows_error(&mut harness, &["invalid.jsonl:3", "invalid JSON"]);
+    assert_eq!(
+        harness.state().state.data.as_ref().unwrap().dialogues,
+        12,
+        "kept"
+    );
+
+    go_to(&mut harness, Screen::Train);
+    quick_settings(&mut harness, "too-big", 4, 100);
+    wait(&mut harness, "the estimate", |s| {
+        s.estimate.as_ref().is_some_and(|e| e.settings == s.train)
+    });
+    assert!(!harness.state().state.estimate.as_ref().unwrap().fits);
+    click(&mut harness, "Start training");
+    shows_error(&mut harness, &["memory", "this machine has 0.1 GB"]);
+    assert!(!home.path().join("adapters/too-big").exists());
+}
+
+#[test]
+fn settings_are_kept_between_launches() {
+    let home = tempfile::tempdir().unwrap();
+    let mut harness = app(home.path(), PLENTY);
+    assert!(harness.state().state.settings.dark_mode);
+    go_to(&mut harness, Screen::Settings);
+    click(&mut harness, "Light");
+    wait_idle(&mut harness);
+    type_into(
+        &mut harness,
+        "Export folder (reports, summaries)",
+        "/srv/exports",
+    );
+    harness.get_by_label("Theme:").click();
+    harness.run_steps(2);
+    wait_idle(&mut harness);
+    drop(harness);
+
+    let harness = app(home.path(), PLENTY);
+    let state = &harness.state().state;
+    assert!(!state.settings.dark_mode);
+    assert_eq!(state.settings.export_folder, "/srv/exports");
+    assert_eq!(state.report_folder, "/srv/exports/report");
+}

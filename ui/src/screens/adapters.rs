@@ -1,0 +1,192 @@
+//! Adapters: the library (name, base model, size, date, scores); rename, delete after a
+//! confirmation, export as one shareable file, import a file or a PEFT folder, make one active.
+
+use egui::{RichText, Ui};
+
+use crate::protocol::{AdapterEntry, Command, PickPurpose};
+use crate::state::State;
+use crate::widgets;
+
+pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
+    widgets::screen_title(
+        ui,
+        "Adapters",
+        "Your trained adapters. Share one as a single .dlora file; PEFT folders work too.",
+    );
+    if !state.machine.library_folder.is_empty() {
+        ui.label(RichText::new(format!("Kept in {}", state.machine.library_folder)).weak());
+    }
+    if state.library.is_empty() {
+        ui.label("No adapters yet. Train one, or import a file someone shared.");
+    }
+    egui::Grid::new("library")
+        .striped(true)
+        .num_columns(7)
+        .show(ui, |ui| {
+            for title in [
+                "Name",
+                "Base model",
+                "Rank / layers",
+                "Size",
+                "Changed",
+                "ROUGE-L",
+                "",
+            ] {
+                ui.label(RichText::new(title).strong());
+            }
+            ui.end_row();
+            for entry in state.library.clone() {
+                row(ui, state, &entry, out);
+                ui.end_row();
+            }
+        });
+    confirm_delete(ui, state, out);
+    ui.separator();
+    ui.label(RichText::new("Share the adapter in use").strong());
+    widgets::path_field(
+        ui,
+        "Export to file:",
+        &mut state.adapter_file,
+        PickPurpose::ExportAdapter,
+        out,
+    );
+    let active = state.active_adapter.clone();
+    let can_export = active.is_some() && !state.adapter_file.trim().is_empty();
+    let export_label = match &active {
+        Some(name) => format!("Export \"{name}\""),
+        None => "Export (choose an adapter with Use first)".to_string(),
+    };
+    if ui
+        .add_enabled(can_export && !state.busy(), egui::Button::new(export_label))
+        .clicked()
+        && let Some(name) = active
+    {
+        out.push(Command::ExportAdapter {
+            name,
+            file: with_extension(state.adapter_file.trim()),
+        });
+    }
+    ui.add_space(6.0);
+    widgets::path_field(
+        ui,
+        "Import a file or folder:",
+        &mut state.import_path,
+        PickPurpose::ImportAdapter,
+        out,
+    );
+    if ui
+        .add_enabled(
+            !state.import_path.trim().is_empty() && !state.busy(),
+            egui::Button::new("Import adapter"),
+        )
+        .clicked()
+    {
+        out.push(Command::ImportAdapter {
+            path: state.import_path.trim().to_string(),
+        });
+    }
+}
+
+fn row(ui: &mut Ui, state: &mut State, entry: &AdapterEntry, out: &mut Vec<Command>) {
+    let active = state.active_adapter.as_deref() == Some(entry.name.as_str());
+    match &mut state.renaming {
+        Some((name, new_name)) if *name == entry.name => {
+            let label = ui.label("New name");
+            let response = ui.text_edit_singleline(new_name).labelled_by(label.id);
+            let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if enter && !new_name.trim().is_empty() {
+                out.push(Command::RenameAdapter {
+                    name: entry.name.clone(),
+                    new_name: new_name.trim().to_string(),
+                });
+                state.renaming = None;
+            }
+        }
+        _ => {
+            let name = if active {
+                RichText::new(format!("{} (in use)", entry.name)).strong()
+            } else {
+                RichText::new(&entry.name)
+            };
+            ui.label(name);
+        }
+    }
+    ui.label(&entry.base_model);
+    ui.label(format!("{} / {}", entry.rank, entry.targets.join(",")));
+    ui.label(widgets::bytes(entry.bytes));
+    ui.label(date(entry.modified));
+    ui.label(
+        entry
+            .rouge
+            .map_or("–".to_string(), |r| format!("{:.3}", r[2])),
+    );
+    ui.horizontal(|ui| {
+        if ui.add_enabled(!active, egui::Button::new("Use")).clicked() {
+            state.active_adapter = Some(entry.name.clone());
+        }
+        if ui.button("Rename").clicked() {
+            state.renaming = Some((entry.name.clone(), entry.name.clone()));
+        }
+        if ui.button("Delete").clicked() {
+            state.confirm_delete = Some(entry.name.clone());
+        }
+    });
+}
+
+fn confirm_delete(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
+    let Some(name) = state.confirm_delete.clone() else {
+        return;
+    };
+    egui::Modal::new(egui::Id::unique("confirm-delete")).show(ui.ctx(), |ui| {
+        ui.heading(format!("Delete \"{name}\"?"));
+        ui.label("The adapter's folder is removed from the library. This cannot be undone.");
+        ui.horizontal(|ui| {
+            if ui.button("Delete for good").clicked() {
+                out.push(Command::DeleteAdapter { name: name.clone() });
+                state.confirm_delete = None;
+            }
+            if ui.button("Keep it").clicked() {
+                state.confirm_delete = None;
+            }
+        });
+    });
+}
+
+/// Shared adapter files end in `.dlora`, which the app opens when double-clicked.
+fn with_extension(path: &str) -> String {
+    if path.ends_with(".dlora") {
+        path.to_string()
+    } else {
+        format!("{path}.dlora")
+    }
+}
+
+/// `seconds` since the Unix epoch as a UTC date and time.
+fn date(seconds: u64) -> String {
+    let days = (seconds / 86_400) as i64;
+    let minutes = seconds % 86_400 / 60;
+    // Howard Hinnant's days-to-civil conversion.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year}-{month:02}-{day:02} {:02}:{:02}",
+        minutes / 60,
+        minutes % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_utc_calendar_dates() {
+        assert_eq!(super::date(0), "1970-01-01 00:00");
+        assert_eq!(super::date(1_795_950_000), "2026-11-29 09:40");
+    }
+}

@@ -1,0 +1,137 @@
+//! Summarize: a pasted or dropped transcript (.txt, .vtt, .srt), an adapter or none, and the summary
+//! to copy or save. Long transcripts are summarized in windows by the engine.
+
+use egui::{RichText, Ui};
+
+use crate::protocol::{Command, PickPurpose, Transcript};
+use crate::state::State;
+use crate::widgets;
+
+pub fn summarize_command(state: &State) -> Option<Command> {
+    let file = state.transcript_file.trim();
+    let transcript = if !file.is_empty() {
+        Transcript::File {
+            path: file.to_string(),
+        }
+    } else if !state.transcript_text.trim().is_empty() {
+        Transcript::Text {
+            text: state.transcript_text.clone(),
+        }
+    } else {
+        return None;
+    };
+    state.model.as_ref().map(|_| Command::Summarize {
+        transcript,
+        adapter: state.active_adapter.clone(),
+    })
+}
+
+pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
+    widgets::screen_title(
+        ui,
+        "Summarize",
+        "Paste a conversation or open a transcript (.txt, .vtt, .srt). Nothing leaves this machine.",
+    );
+    widgets::path_field(
+        ui,
+        "Transcript file:",
+        &mut state.transcript_file,
+        PickPurpose::Transcript,
+        out,
+    );
+    let label = ui.label("Or paste the text (Name: what they said, one turn per line):");
+    ui.add(
+        egui::TextEdit::multiline(&mut state.transcript_text)
+            .desired_rows(8)
+            .desired_width(f32::INFINITY)
+            .hint_text("Anna: Shall we move the review to Friday?\nBen: Friday works for me."),
+    )
+    .labelled_by(label.id);
+    if !state.transcript_file.trim().is_empty() && !state.transcript_text.trim().is_empty() {
+        ui.label(RichText::new("The file is used; clear its field to use the pasted text.").weak());
+    }
+    ui.horizontal(|ui| {
+        let selected = state
+            .active_adapter
+            .clone()
+            .unwrap_or_else(|| "None".into());
+        let label = ui.label("Adapter:");
+        egui::ComboBox::from_id_salt("summary-adapter")
+            .selected_text(selected)
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut state.active_adapter, None, "None (the model alone)");
+                for entry in &state.library {
+                    ui.selectable_value(
+                        &mut state.active_adapter,
+                        Some(entry.name.clone()),
+                        &entry.name,
+                    );
+                }
+            })
+            .response
+            .labelled_by(label.id);
+    });
+    let command = summarize_command(state);
+    if state.model.is_none() {
+        ui.label(RichText::new("Load a model first (Model, Ctrl+1).").weak());
+    }
+    if ui
+        .add_enabled(
+            command.is_some() && !state.busy(),
+            egui::Button::new("Summarize"),
+        )
+        .on_hover_text("Ctrl+Enter")
+        .clicked()
+    {
+        out.extend(command);
+    }
+    let Some(summary) = state.summary.clone() else {
+        return;
+    };
+    ui.separator();
+    let how = match (&summary.adapter, summary.windows) {
+        (Some(adapter), 1) => format!("with {adapter}"),
+        (None, 1) => "with the model alone".to_string(),
+        (Some(adapter), windows) => format!("with {adapter}, in {windows} windows"),
+        (None, windows) => format!("with the model alone, in {windows} windows"),
+    };
+    ui.label(RichText::new(format!("Summary of {} ({how})", summary.source)).strong());
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        ui.add(egui::Label::new(&summary.text).selectable(true));
+    });
+    ui.horizontal(|ui| {
+        if ui.button("Copy").clicked() {
+            ui.ctx().copy_text(summary.text.clone());
+            state.notice = Some("The summary is on the clipboard.".into());
+        }
+    });
+    widgets::path_field(
+        ui,
+        "Save as:",
+        &mut state.summary_path,
+        PickPurpose::SaveSummary,
+        out,
+    );
+    let save = save_pressed(ui);
+    if (ui
+        .add_enabled(
+            !state.summary_path.trim().is_empty(),
+            egui::Button::new("Save"),
+        )
+        .on_hover_text("Ctrl+S")
+        .clicked()
+        || save)
+        && !state.summary_path.trim().is_empty()
+    {
+        out.push(Command::SaveText {
+            path: state.summary_path.trim().to_string(),
+            text: summary.text,
+        });
+    }
+}
+
+/// Ctrl+S on this screen saves the summary.
+fn save_pressed(ui: &mut Ui) -> bool {
+    let shortcut = egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::S);
+    ui.input_mut(|i| i.consume_shortcut(&shortcut))
+}

@@ -1,0 +1,246 @@
+//! Train: a preset in plain words over the LoRA and trainer settings (each with its explanation),
+//! the time and memory estimate, start and stop, the live loss curves, and resuming a run that was
+//! interrupted.
+
+use egui::{RichText, Ui};
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+
+use crate::presets::{Preset, explain};
+use crate::protocol::Command;
+use crate::state::{State, TrainingView};
+use crate::widgets;
+
+pub fn train_command(state: &State) -> Option<Command> {
+    let ready = state.model.is_some() && state.data.as_ref().is_some_and(|d| d.with_summary > 0);
+    (ready && !state.adapter_name.trim().is_empty()).then(|| Command::Train {
+        name: state.adapter_name.trim().to_string(),
+        settings: state.train.clone(),
+    })
+}
+
+pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
+    widgets::screen_title(
+        ui,
+        "Train",
+        "Teach the model your kind of summaries. The result is a small adapter file.",
+    );
+    interrupted_runs(ui, state, out);
+    if state.model.is_none() {
+        ui.label(RichText::new("Load a model first (Model, Ctrl+1).").strong());
+    }
+    if state.data.is_none() {
+        ui.label(RichText::new("Import dialogues with summaries first (Data, Ctrl+2).").strong());
+    }
+    ui.horizontal(|ui| {
+        let label = ui.label("Adapter name");
+        ui.text_edit_singleline(&mut state.adapter_name)
+            .labelled_by(label.id);
+    });
+    ui.horizontal(|ui| {
+        ui.label("Preset:");
+        for preset in Preset::ALL {
+            if ui
+                .selectable_label(state.preset == preset, preset.label())
+                .clicked()
+            {
+                state.preset = preset;
+                state.train = preset.options();
+            }
+        }
+    });
+    ui.label(RichText::new(state.preset.description()).weak());
+    egui::CollapsingHeader::new("Advanced settings")
+        .default_open(false)
+        .show(ui, |ui| settings_grid(ui, state));
+
+    ask_for_estimate(state, out);
+    if let Some(estimate) = state
+        .estimate
+        .as_ref()
+        .filter(|e| e.settings == state.train)
+    {
+        let text = format!(
+            "Estimate: {} steps, {} and {} of memory (this machine has {}).",
+            estimate.steps,
+            widgets::rough_duration(estimate.seconds),
+            widgets::bytes(estimate.memory_bytes),
+            widgets::bytes(state.machine.memory_bytes),
+        );
+        if estimate.fits {
+            ui.label(text);
+        } else {
+            ui.label(RichText::new(text).color(ui.visuals().warn_fg_color));
+        }
+    }
+    ui.horizontal(|ui| {
+        let command = train_command(state);
+        if ui
+            .add_enabled(
+                command.is_some() && !state.busy(),
+                egui::Button::new("Start training"),
+            )
+            .on_hover_text("Ctrl+Enter")
+            .clicked()
+        {
+            out.extend(command);
+        }
+        let training = state
+            .running
+            .as_ref()
+            .is_some_and(|r| r.task == crate::protocol::Task::Train);
+        if training
+            && ui
+                .button("Stop")
+                .on_hover_text("Stops after this step and keeps a checkpoint to resume from (Esc)")
+                .clicked()
+        {
+            out.push(Command::Cancel);
+        }
+    });
+    if let Some(view) = &state.training {
+        progress(ui, view);
+        loss_plot(ui, view);
+    }
+}
+
+fn interrupted_runs(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
+    for run in state.interrupted.clone() {
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(format!(
+                    "The run \"{}\" stopped at step {} of {}.",
+                    run.name, run.step, run.total_steps
+                ));
+                if ui
+                    .add_enabled(!state.busy(), egui::Button::new("Resume"))
+                    .clicked()
+                {
+                    state.adapter_name = run.name.clone();
+                    out.push(Command::Resume { name: run.name });
+                }
+            });
+        });
+    }
+}
+
+fn settings_grid(ui: &mut Ui, state: &mut State) {
+    let options = &mut state.train;
+    egui::Grid::new("train-settings")
+        .num_columns(3)
+        .striped(true)
+        .show(ui, |ui| {
+            widgets::setting(ui, "Rank", explain::RANK, |ui| {
+                ui.add(egui::DragValue::new(&mut options.rank).range(1..=256));
+            });
+            widgets::setting(ui, "Alpha", explain::ALPHA, |ui| {
+                ui.add(egui::DragValue::new(&mut options.alpha).range(1.0..=512.0));
+            });
+            widgets::setting(ui, "Dropout", explain::DROPOUT, |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut options.dropout)
+                        .range(0.0..=0.5)
+                        .speed(0.01),
+                );
+            });
+            widgets::setting(ui, "Layers", explain::TARGETS, |ui| {
+                let mut text = options.targets.join(",");
+                if ui.text_edit_singleline(&mut text).changed() {
+                    options.targets = text
+                        .split(',')
+                        .map(|t| t.trim().to_string())
+                        .filter(|t| !t.is_empty())
+                        .collect();
+                }
+            });
+            widgets::setting(ui, "Learning rate", explain::LEARNING_RATE, |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut options.learning_rate)
+                        .range(1e-6..=1e-1)
+                        .speed(1e-5)
+                        .max_decimals(6),
+                );
+            });
+            widgets::setting(ui, "Batch size", explain::BATCH, |ui| {
+                ui.add(egui::DragValue::new(&mut options.batch_size).range(1..=64));
+            });
+            widgets::setting(ui, "Passes (epochs)", explain::EPOCHS, |ui| {
+                ui.add(egui::DragValue::new(&mut options.epochs).range(1..=50));
+            });
+            widgets::setting(ui, "Step limit", explain::MAX_STEPS, |ui| {
+                let mut steps = options.max_steps.unwrap_or(0);
+                ui.add(egui::DragValue::new(&mut steps).range(0..=1_000_000));
+                options.max_steps = (steps > 0).then_some(steps);
+            });
+            widgets::setting(ui, "Longest dialogue", explain::SOURCE_LENGTH, |ui| {
+                ui.add(egui::DragValue::new(&mut options.max_source_length).range(16..=2048));
+            });
+            widgets::setting(ui, "Validate every", explain::EVAL_EVERY, |ui| {
+                ui.add(egui::DragValue::new(&mut options.eval_every).range(1..=10_000));
+            });
+            widgets::setting(ui, "Save every", explain::CHECKPOINT_EVERY, |ui| {
+                ui.add(egui::DragValue::new(&mut options.checkpoint_every).range(1..=10_000));
+            });
+            widgets::setting(ui, "Seed", explain::SEED, |ui| {
+                ui.add(egui::DragValue::new(&mut options.seed));
+            });
+        });
+}
+
+/// Asks for a new estimate whenever the settings, model or data changed.
+fn ask_for_estimate(state: &mut State, out: &mut Vec<Command>) {
+    let ready = state.model.is_some() && state.data.as_ref().is_some_and(|d| d.with_summary > 0);
+    if ready && !state.busy() && state.estimate_asked.as_ref() != Some(&state.train) {
+        state.estimate_asked = Some(state.train.clone());
+        out.push(Command::EstimateTraining {
+            settings: state.train.clone(),
+        });
+    }
+}
+
+fn progress(ui: &mut Ui, view: &TrainingView) {
+    for warning in &view.warnings {
+        ui.label(RichText::new(warning).color(ui.visuals().warn_fg_color));
+    }
+    let Some(last) = view.points.last() else {
+        ui.label(format!("\"{}\": preparing…", view.name));
+        return;
+    };
+    let mut line = format!(
+        "\"{}\": step {} of {} · loss {:.3}",
+        view.name, last.step, view.total_steps, last.loss
+    );
+    if let Some(validation) = view.points.iter().rev().find_map(|p| p.validation_loss) {
+        line += &format!(" · validation loss {validation:.3}");
+    }
+    if view.finished {
+        line += " · finished and saved in the library: evaluate it (Ctrl+4) or summarize with it (Ctrl+5)";
+    } else if let Some(step) = view.stopped_at {
+        line += &format!(" · stopped at step {step}, resumable");
+    } else {
+        line += &format!(" · {} left", widgets::duration(last.eta_s));
+    }
+    ui.label(RichText::new(line).strong());
+}
+
+fn loss_plot(ui: &mut Ui, view: &TrainingView) {
+    let training: PlotPoints = view
+        .points
+        .iter()
+        .map(|p| [p.step as f64, p.loss])
+        .collect();
+    let validation: PlotPoints = view
+        .points
+        .iter()
+        .filter_map(|p| p.validation_loss.map(|v| [p.step as f64, v]))
+        .collect();
+    Plot::new("loss")
+        .height(260.0)
+        .legend(Legend::default())
+        .x_axis_label("step")
+        .y_axis_label("loss")
+        .include_y(0.0)
+        .show(ui, |plot| {
+            plot.line(Line::new("training loss", training).width(2.0));
+            plot.line(Line::new("validation loss", validation).width(2.0));
+        });
+}

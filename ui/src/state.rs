@@ -1,0 +1,318 @@
+//! What the app knows and what the user has typed, apart from drawing: each screen reads and edits
+//! it, and engine events update it through [`State::apply`].
+
+use std::collections::BTreeSet;
+
+use crate::presets::Preset;
+use crate::protocol::{
+    AdapterEntry, Columns, DataSummary, Device, Estimate, Evaluation, Event, InterruptedRun,
+    Machine, ModelInfo, Outcome, PickPurpose, Settings, SummaryResult, Task, TrainOptions,
+    TrainPoint,
+};
+
+/// The long task now running, as the status bar shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Running {
+    pub task: Task,
+    pub stage: String,
+    pub done: u64,
+    pub total: u64,
+}
+
+/// A training run as the Train screen shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrainingView {
+    pub name: String,
+    pub total_steps: usize,
+    pub points: Vec<TrainPoint>,
+    pub warnings: Vec<String>,
+    /// Set when the run stopped early and can be resumed.
+    pub stopped_at: Option<usize>,
+    pub finished: bool,
+}
+
+pub struct State {
+    pub ready: bool,
+    pub settings: Settings,
+    pub machine: Machine,
+    /// A message the user must see (an engine error), until dismissed.
+    pub error: Option<String>,
+    /// The last thing done worth telling (a file written).
+    pub notice: Option<String>,
+    pub running: Option<Running>,
+
+    pub model_source: String,
+    pub model: Option<ModelInfo>,
+
+    pub data_paths: String,
+    pub columns: Columns,
+    pub show_columns: bool,
+    pub validation_percent: f64,
+    pub data: Option<DataSummary>,
+
+    pub preset: Preset,
+    pub train: TrainOptions,
+    pub adapter_name: String,
+    pub estimate: Option<Estimate>,
+    /// The settings the last estimate was asked for.
+    pub estimate_asked: Option<TrainOptions>,
+    pub training: Option<TrainingView>,
+    pub interrupted: Vec<InterruptedRun>,
+
+    pub eval_limit: usize,
+    pub eval_adapters: BTreeSet<String>,
+    pub evaluation: Option<Evaluation>,
+    pub report_folder: String,
+
+    pub transcript_text: String,
+    pub transcript_file: String,
+    pub summary: Option<SummaryResult>,
+    pub summary_path: String,
+
+    pub library: Vec<AdapterEntry>,
+    /// The adapter used for summaries unless the user picks another.
+    pub active_adapter: Option<String>,
+    pub renaming: Option<(String, String)>,
+    pub confirm_delete: Option<String>,
+    pub adapter_file: String,
+    pub import_path: String,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            ready: false,
+            settings: Settings::default(),
+            machine: Machine::default(),
+            error: None,
+            notice: None,
+            running: None,
+            model_source: "google/flan-t5-base".into(),
+            model: None,
+            data_paths: String::new(),
+            columns: Columns::default(),
+            show_columns: false,
+            validation_percent: 10.0,
+            data: None,
+            preset: Preset::Balanced,
+            train: Preset::Balanced.options(),
+            adapter_name: "my-adapter".into(),
+            estimate: None,
+            estimate_asked: None,
+            training: None,
+            interrupted: Vec::new(),
+            eval_limit: 20,
+            eval_adapters: BTreeSet::new(),
+            evaluation: None,
+            report_folder: String::new(),
+            transcript_text: String::new(),
+            transcript_file: String::new(),
+            summary: None,
+            summary_path: String::new(),
+            library: Vec::new(),
+            active_adapter: None,
+            renaming: None,
+            confirm_delete: None,
+            adapter_file: String::new(),
+            import_path: String::new(),
+        }
+    }
+}
+
+impl State {
+    pub fn busy(&self) -> bool {
+        self.running.is_some()
+    }
+
+    pub fn device(&self) -> Device {
+        self.settings.device
+    }
+
+    /// Takes in one engine event.
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::Ready {
+                settings,
+                machine,
+                library,
+                interrupted,
+            } => {
+                self.ready = true;
+                if !settings.last_model.is_empty() {
+                    self.model_source = settings.last_model.clone();
+                }
+                if !settings.export_folder.is_empty() {
+                    let folder = settings.export_folder.trim_end_matches('/');
+                    self.report_folder = format!("{folder}/report");
+                    self.summary_path = format!("{folder}/summary.txt");
+                }
+                self.settings = settings;
+                self.machine = machine;
+                self.set_library(library);
+                self.interrupted = interrupted;
+            }
+            Event::TaskStarted { task } => {
+                self.error = None;
+                self.running = Some(Running {
+                    task,
+                    stage: task.label().to_string(),
+                    done: 0,
+                    total: 0,
+                });
+            }
+            Event::Progress {
+                task,
+                stage,
+                done,
+                total,
+            } => {
+                self.running = Some(Running {
+                    task,
+                    stage,
+                    done,
+                    total,
+                })
+            }
+            Event::TaskEnded { task, outcome } => {
+                self.running = None;
+                match outcome {
+                    Outcome::Done => {}
+                    Outcome::Cancelled => {
+                        self.notice = Some(format!("{} was cancelled.", task.label()));
+                    }
+                    Outcome::Failed { message } => self.error = Some(message),
+                }
+            }
+            Event::ModelLoaded(info) => {
+                self.settings.last_model = info.name.clone();
+                self.model = Some(info);
+                self.estimate = None;
+                self.estimate_asked = None;
+            }
+            Event::DataImported(summary) => {
+                self.data = Some(summary);
+                self.estimate = None;
+                self.estimate_asked = None;
+            }
+            Event::Estimate(estimate) => self.estimate = Some(estimate),
+            Event::TrainStarted {
+                name,
+                first_step,
+                total_steps,
+            } => {
+                // A resumed run keeps the points it had; a new one starts a new plot.
+                let keep = self
+                    .training
+                    .as_ref()
+                    .is_some_and(|t| t.name == name && first_step > 0);
+                if keep {
+                    if let Some(view) = self.training.as_mut() {
+                        view.stopped_at = None;
+                        view.points.retain(|p| p.step <= first_step);
+                    }
+                } else {
+                    self.training = Some(TrainingView {
+                        name: name.clone(),
+                        total_steps,
+                        ..TrainingView::default()
+                    });
+                }
+                self.interrupted.retain(|run| run.name != name);
+            }
+            Event::TrainWarning { message } => {
+                if let Some(view) = self.training.as_mut() {
+                    view.warnings.push(message);
+                }
+            }
+            Event::TrainStep(point) => {
+                if let Some(view) = self.training.as_mut() {
+                    view.total_steps = point.total_steps;
+                    view.points.push(point);
+                }
+            }
+            Event::TrainFinished { name, .. } => {
+                if let Some(view) = self.training.as_mut() {
+                    view.finished = true;
+                }
+                // The next run gets a name of its own rather than a refusal.
+                if self.adapter_name.trim() == name {
+                    self.adapter_name = next_name(&name);
+                }
+                self.eval_adapters.insert(name.clone());
+                self.active_adapter = Some(name);
+            }
+            Event::TrainStopped { name, step } => {
+                let total_steps = self.training.as_ref().map_or(0, |t| t.total_steps);
+                if let Some(view) = self.training.as_mut() {
+                    view.stopped_at = Some(step);
+                }
+                self.interrupted.retain(|run| run.name != name);
+                self.interrupted.push(InterruptedRun {
+                    name,
+                    step,
+                    total_steps,
+                });
+            }
+            Event::Evaluated(evaluation) => self.evaluation = Some(evaluation),
+            Event::Summary(summary) => self.summary = Some(summary),
+            Event::Library { adapters } => self.set_library(adapters),
+            Event::Interrupted { runs } => self.interrupted = runs,
+            Event::Picked { purpose, paths } => self.take_picked(purpose, paths),
+            Event::Notice { message } => self.notice = Some(message),
+        }
+    }
+
+    fn set_library(&mut self, library: Vec<AdapterEntry>) {
+        let known = |name: &String| library.iter().any(|a| &a.name == name);
+        self.eval_adapters.retain(known);
+        if self.active_adapter.as_ref().is_some_and(|a| !known(a)) {
+            self.active_adapter = None;
+        }
+        self.library = library;
+    }
+
+    fn take_picked(&mut self, purpose: PickPurpose, paths: Vec<String>) {
+        let Some(first) = paths.first().cloned() else {
+            return;
+        };
+        match purpose {
+            PickPurpose::ModelFolder => self.model_source = first,
+            PickPurpose::DataFiles => self.data_paths = paths.join("\n"),
+            PickPurpose::Transcript => self.transcript_file = first,
+            PickPurpose::SaveSummary => self.summary_path = first,
+            PickPurpose::ReportFolder => self.report_folder = first,
+            PickPurpose::ExportAdapter => self.adapter_file = first,
+            PickPurpose::ImportAdapter => self.import_path = first,
+        }
+    }
+
+    /// The data paths as typed: one per line.
+    pub fn data_sources(&self) -> Vec<String> {
+        self.data_paths
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// `name-2` after `name`, `name-3` after `name-2`.
+fn next_name(name: &str) -> String {
+    match name.rsplit_once('-') {
+        Some((stem, number)) if number.parse::<u32>().is_ok_and(|n| n >= 2) => {
+            format!("{stem}-{}", number.parse::<u32>().unwrap_or(1) + 1)
+        }
+        _ => format!("{name}-2"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_finished_name_moves_on_to_the_next() {
+        assert_eq!(super::next_name("my-adapter"), "my-adapter-2");
+        assert_eq!(super::next_name("my-adapter-2"), "my-adapter-3");
+        assert_eq!(super::next_name("run-1"), "run-1-2");
+    }
+}
