@@ -50,7 +50,6 @@ pub struct State {
     pub validation_percent: f64,
     pub data: Option<DataSummary>,
 
-    pub preset: Preset,
     pub train: TrainOptions,
     pub adapter_name: String,
     pub estimate: Option<Estimate>,
@@ -94,7 +93,6 @@ impl Default for State {
             show_columns: false,
             validation_percent: 10.0,
             data: None,
-            preset: Preset::Balanced,
             train: Preset::Balanced.options(),
             adapter_name: "my-adapter".into(),
             estimate: None,

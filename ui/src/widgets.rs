@@ -45,12 +45,13 @@ pub fn error_banner(ui: &mut Ui, error: &mut Option<String>) {
         .inner_margin(8.0)
         .corner_radius(4.0)
         .show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.label(RichText::new(&message).color(ui.visuals().error_fg_color));
-                if ui.small_button("Dismiss").clicked() {
-                    *error = None;
-                }
-            });
+            ui.set_width(ui.available_width());
+            ui.add(
+                egui::Label::new(RichText::new(&message).color(ui.visuals().error_fg_color)).wrap(),
+            );
+            if ui.small_button("Dismiss").clicked() {
+                *error = None;
+            }
         });
 }
 

@@ -186,7 +186,7 @@ impl Worker {
             Ok(Ok(())) => Outcome::Done,
             Ok(Err(Error::Cancelled)) => Outcome::Cancelled,
             Ok(Err(error)) => Outcome::Failed {
-                message: error.to_string(),
+                message: in_app_words(&error.to_string()),
             },
             Err(_) => Outcome::Failed {
                 message: format!(
@@ -702,6 +702,37 @@ impl Worker {
     }
 }
 
+/// The engine words its messages for the command line; where they name an option, the app names
+/// its own field instead.
+fn in_app_words(message: &str) -> String {
+    const FIELDS: [(&str, &str); 13] = [
+        (
+            "--dialogue-column",
+            "the Dialogue column field (Data, Column names)",
+        ),
+        (
+            "--summary-column",
+            "the Summary column field (Data, Column names)",
+        ),
+        ("--id-column", "the Id column field (Data, Column names)"),
+        ("--batch-size", "\"Batch size\""),
+        ("--rank", "\"Rank\""),
+        ("--alpha", "\"Alpha\""),
+        ("--dropout", "\"Dropout\""),
+        ("--targets", "\"Layers\""),
+        ("--learning-rate", "\"Learning rate\""),
+        ("--epochs", "\"Passes\""),
+        ("--max-steps", "\"Step limit\""),
+        ("--max-source-length", "\"Longest dialogue\""),
+        ("--eval-every", "\"Validate every\""),
+    ];
+    FIELDS
+        .iter()
+        .fold(message.to_string(), |text, (option, field)| {
+            text.replace(option, field)
+        })
+}
+
 fn import_options(columns: &Columns) -> ImportOptions {
     let named = |name: &str| (!name.trim().is_empty()).then(|| name.trim().to_string());
     ImportOptions {
@@ -769,5 +800,20 @@ fn evaluation_event(dialogues: &[Dialogue], runs: &[eval::Run]) -> Evaluation {
                     .collect(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn messages_name_the_app_fields_not_the_command_line_options() {
+        assert_eq!(
+            super::in_app_words("--batch-size 8 is larger than the 6 training examples in a.csv"),
+            "\"Batch size\" 8 is larger than the 6 training examples in a.csv"
+        );
+        assert_eq!(
+            super::in_app_words("a.csv:1: no dialogue column; name it with --dialogue-column"),
+            "a.csv:1: no dialogue column; name it with the Dialogue column field (Data, Column names)"
+        );
     }
 }

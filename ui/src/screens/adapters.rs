@@ -187,6 +187,8 @@ mod tests {
     #[test]
     fn dates_are_utc_calendar_dates() {
         assert_eq!(super::date(0), "1970-01-01 00:00");
-        assert_eq!(super::date(1_795_950_000), "2026-11-29 09:40");
+        // Checked against Python's datetime.utcfromtimestamp.
+        assert_eq!(super::date(1_795_950_000), "2026-11-29 11:00");
+        assert_eq!(super::date(951_782_400), "2000-02-29 00:00");
     }
 }

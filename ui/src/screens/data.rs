@@ -74,7 +74,8 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
                     ("Id column", &mut state.columns.id),
                 ] {
                     let label = ui.label(label);
-                    ui.text_edit_singleline(value).labelled_by(label.id);
+                    ui.add_sized([220.0, 20.0], egui::TextEdit::singleline(value))
+                        .labelled_by(label.id);
                     ui.end_row();
                 }
             });

@@ -45,7 +45,7 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         ] {
             let label = ui.label(label);
             typed |= ui
-                .add(egui::TextEdit::singleline(value).desired_width(360.0))
+                .add_sized([360.0, 20.0], egui::TextEdit::singleline(value))
                 .labelled_by(label.id)
                 .lost_focus();
             ui.end_row();

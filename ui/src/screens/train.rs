@@ -10,6 +10,9 @@ use crate::protocol::Command;
 use crate::state::{State, TrainingView};
 use crate::widgets;
 
+/// The layers LoRA can adapt, as PEFT names them (`wi` in T5 v1.0, `wi_0`/`wi_1` in Flan-T5).
+const TARGETS: [&str; 9] = ["q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo", "lm_head"];
+
 pub fn train_command(state: &State) -> Option<Command> {
     let ready = state.model.is_some() && state.data.as_ref().is_some_and(|d| d.with_summary > 0);
     (ready && !state.adapter_name.trim().is_empty()).then(|| Command::Train {
@@ -39,16 +42,20 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
     ui.horizontal(|ui| {
         ui.label("Preset:");
         for preset in Preset::ALL {
-            if ui
-                .selectable_label(state.preset == preset, preset.label())
-                .clicked()
-            {
-                state.preset = preset;
+            let chosen = state.train == preset.options();
+            if ui.selectable_label(chosen, preset.label()).clicked() {
                 state.train = preset.options();
             }
         }
     });
-    ui.label(RichText::new(state.preset.description()).weak());
+    let description = Preset::ALL
+        .into_iter()
+        .find(|p| state.train == p.options())
+        .map_or(
+            "Your own settings (Advanced settings).",
+            Preset::description,
+        );
+    ui.label(RichText::new(description).weak());
     egui::CollapsingHeader::new("Advanced settings")
         .default_open(false)
         .show(ui, |ui| settings_grid(ui, state));
@@ -143,14 +150,17 @@ fn settings_grid(ui: &mut Ui, state: &mut State) {
                 );
             });
             widgets::setting(ui, "Layers", explain::TARGETS, |ui| {
-                let mut text = options.targets.join(",");
-                if ui.text_edit_singleline(&mut text).changed() {
-                    options.targets = text
-                        .split(',')
-                        .map(|t| t.trim().to_string())
-                        .filter(|t| !t.is_empty())
-                        .collect();
-                }
+                ui.horizontal(|ui| {
+                    for module in TARGETS {
+                        let mut on = options.targets.iter().any(|t| t == module);
+                        if ui.checkbox(&mut on, module).changed() {
+                            options.targets.retain(|t| t != module);
+                            if on {
+                                options.targets.push(module.to_string());
+                            }
+                        }
+                    }
+                });
             });
             widgets::setting(ui, "Learning rate", explain::LEARNING_RATE, |ui| {
                 ui.add(
