@@ -379,3 +379,49 @@ fn settings_are_kept_between_launches() {
     assert_eq!(state.settings.export_folder, "/srv/exports");
     assert_eq!(state.report_folder, "/srv/exports/report");
 }
+
+#[test]
+fn the_library_imports_renames_and_deletes_after_asking() {
+    let home = tempfile::tempdir().unwrap();
+    let mut harness = app(home.path(), PLENTY);
+    go_to(&mut harness, Screen::Adapters);
+    let peft_folder = fixtures().join("adapters/gated-a");
+    type_into(
+        &mut harness,
+        "Import a file or folder:",
+        &peft_folder.display().to_string(),
+    );
+    click(&mut harness, "Import adapter");
+    wait(&mut harness, "the imported adapter", |s| {
+        s.library.len() == 1
+    });
+    assert_eq!(harness.state().state.library[0].name, "gated-a");
+
+    click(&mut harness, "Rename");
+    harness
+        .get_by_role_and_label(Role::TextInput, "New name")
+        .focus();
+    harness.run_steps(1);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.run_steps(1);
+    harness
+        .get_by_role_and_label(Role::TextInput, "New name")
+        .type_text("gated-a-renamed");
+    harness.run_steps(1);
+    click(&mut harness, "Save name");
+    wait(&mut harness, "the new name", |s| {
+        s.library
+            .first()
+            .is_some_and(|a| a.name == "gated-a-renamed")
+    });
+    assert!(home.path().join("adapters/gated-a-renamed").is_dir());
+
+    click(&mut harness, "Delete");
+    assert!(shown(&harness, "cannot be undone"), "it asks first");
+    click(&mut harness, "Keep it");
+    assert_eq!(harness.state().state.library.len(), 1);
+    click(&mut harness, "Delete");
+    click(&mut harness, "Delete for good");
+    wait(&mut harness, "the deletion", |s| s.library.is_empty());
+    assert!(!home.path().join("adapters/gated-a-renamed").exists());
+}

@@ -97,6 +97,7 @@ impl DialoraApp {
                 });
         });
 
+        widgets::confirm_delete(ui, &mut self.state.confirm_delete, &mut out);
         for command in out {
             self.send(command);
         }

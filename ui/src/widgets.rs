@@ -35,6 +35,45 @@ pub fn path_field(
     });
 }
 
+/// A button that sends `command`: disabled while a task runs or while there is nothing to send.
+/// A screen's main action says in its tooltip that Ctrl+Enter runs it too.
+pub fn command_button(
+    ui: &mut Ui,
+    label: impl Into<egui::WidgetText>,
+    command: Option<Command>,
+    busy: bool,
+    main: bool,
+    out: &mut Vec<Command>,
+) {
+    let mut response = ui.add_enabled(command.is_some() && !busy, egui::Button::new(label));
+    if main {
+        response = response.on_hover_text("Ctrl+Enter");
+    }
+    if response.clicked() {
+        out.extend(command);
+    }
+}
+
+/// Asks before an adapter (or an interrupted run) is deleted for good.
+pub fn confirm_delete(ui: &mut Ui, confirm: &mut Option<String>, out: &mut Vec<Command>) {
+    let Some(name) = confirm.clone() else {
+        return;
+    };
+    egui::Modal::new(egui::Id::unique("confirm-delete")).show(ui.ctx(), |ui| {
+        ui.heading(format!("Delete \"{name}\"?"));
+        ui.label("Its folder is removed from the library. This cannot be undone.");
+        ui.horizontal(|ui| {
+            if ui.button("Delete for good").clicked() {
+                out.push(Command::DeleteAdapter { name: name.clone() });
+                *confirm = None;
+            }
+            if ui.button("Keep it").clicked() {
+                *confirm = None;
+            }
+        });
+    });
+}
+
 /// The engine's last error, in red, until dismissed.
 pub fn error_banner(ui: &mut Ui, error: &mut Option<String>) {
     let Some(message) = error.clone() else {

@@ -236,22 +236,19 @@ pub fn import(path: &Path, options: &ImportOptions) -> Result<Imported> {
     if path.is_dir() {
         return import_folder(path, options);
     }
-    let (format, dialogues, warnings) = import_file(path, options)?;
-    let mut imported = Imported {
-        format,
-        dialogues,
-        warnings,
-    };
-    finish(&mut imported, path)?;
-    Ok(imported)
+    finished(import_file(path, options)?, path)
 }
 
 /// Reads dialogues from text that has no file (pasted in the app), as `import` would read a file
 /// named `name`; messages name `name` as the place.
 pub fn import_text(text: &str, name: &str, options: &ImportOptions) -> Result<Imported> {
     let path = Path::new(name);
-    let (format, dialogues, warnings) =
-        parse_text(text, path, options).map_err(|issue| issue.into_error(path))?;
+    let parsed = parse_text(text, path, options).map_err(|issue| issue.into_error(path))?;
+    finished(parsed, path)
+}
+
+/// A parsed file as an import, checked by [`finish`].
+fn finished((format, dialogues, warnings): Parsed, path: &Path) -> Result<Imported> {
     let mut imported = Imported {
         format,
         dialogues,

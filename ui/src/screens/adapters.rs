@@ -40,7 +40,6 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
                 ui.end_row();
             }
         });
-    confirm_delete(ui, state, out);
     ui.separator();
     ui.label(RichText::new("Share the adapter in use").strong());
     widgets::path_field(
@@ -50,22 +49,20 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         PickPurpose::ExportAdapter,
         out,
     );
-    let active = state.active_adapter.clone();
-    let can_export = active.is_some() && !state.adapter_file.trim().is_empty();
-    let export_label = match &active {
+    let file = state.adapter_file.trim();
+    let label = match &state.active_adapter {
         Some(name) => format!("Export \"{name}\""),
         None => "Export (choose an adapter with Use first)".to_string(),
     };
-    if ui
-        .add_enabled(can_export && !state.busy(), egui::Button::new(export_label))
-        .clicked()
-        && let Some(name) = active
-    {
-        out.push(Command::ExportAdapter {
+    let command = state
+        .active_adapter
+        .clone()
+        .filter(|_| !file.is_empty())
+        .map(|name| Command::ExportAdapter {
             name,
-            file: with_extension(state.adapter_file.trim()),
+            file: with_extension(file),
         });
-    }
+    widgets::command_button(ui, label, command, state.busy(), false, out);
     ui.add_space(6.0);
     widgets::path_field(
         ui,
@@ -74,33 +71,28 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         PickPurpose::ImportAdapter,
         out,
     );
-    if ui
-        .add_enabled(
-            !state.import_path.trim().is_empty() && !state.busy(),
-            egui::Button::new("Import adapter"),
-        )
-        .clicked()
-    {
-        out.push(Command::ImportAdapter {
-            path: state.import_path.trim().to_string(),
-        });
-    }
+    let path = state.import_path.trim();
+    let command = (!path.is_empty()).then(|| Command::ImportAdapter {
+        path: path.to_string(),
+    });
+    widgets::command_button(ui, "Import adapter", command, state.busy(), false, out);
 }
 
 fn row(ui: &mut Ui, state: &mut State, entry: &AdapterEntry, out: &mut Vec<Command>) {
     let active = state.active_adapter.as_deref() == Some(entry.name.as_str());
+    let mut rename_to = None;
+    let mut renaming = false;
     match &mut state.renaming {
         Some((name, new_name)) if *name == entry.name => {
-            let label = ui.label("New name");
-            let response = ui.text_edit_singleline(new_name).labelled_by(label.id);
-            let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            if enter && !new_name.trim().is_empty() {
-                out.push(Command::RenameAdapter {
-                    name: entry.name.clone(),
-                    new_name: new_name.trim().to_string(),
-                });
-                state.renaming = None;
-            }
+            renaming = true;
+            ui.horizontal(|ui| {
+                let label = ui.label("New name");
+                let response = ui.text_edit_singleline(new_name).labelled_by(label.id);
+                let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                if enter {
+                    rename_to = Some(new_name.trim().to_string());
+                }
+            });
         }
         _ => {
             let name = if active {
@@ -118,9 +110,18 @@ fn row(ui: &mut Ui, state: &mut State, entry: &AdapterEntry, out: &mut Vec<Comma
     ui.label(
         entry
             .rouge
-            .map_or("–".to_string(), |r| format!("{:.3}", r[2])),
+            .map_or("-".to_string(), |r| format!("{:.3}", r[2])),
     );
     ui.horizontal(|ui| {
+        if renaming {
+            if ui.button("Save name").clicked() {
+                rename_to = state.renaming.as_ref().map(|(_, n)| n.trim().to_string());
+            }
+            if ui.button("Cancel").clicked() {
+                state.renaming = None;
+            }
+            return;
+        }
         if ui.add_enabled(!active, egui::Button::new("Use")).clicked() {
             state.active_adapter = Some(entry.name.clone());
         }
@@ -131,25 +132,13 @@ fn row(ui: &mut Ui, state: &mut State, entry: &AdapterEntry, out: &mut Vec<Comma
             state.confirm_delete = Some(entry.name.clone());
         }
     });
-}
-
-fn confirm_delete(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
-    let Some(name) = state.confirm_delete.clone() else {
-        return;
-    };
-    egui::Modal::new(egui::Id::unique("confirm-delete")).show(ui.ctx(), |ui| {
-        ui.heading(format!("Delete \"{name}\"?"));
-        ui.label("The adapter's folder is removed from the library. This cannot be undone.");
-        ui.horizontal(|ui| {
-            if ui.button("Delete for good").clicked() {
-                out.push(Command::DeleteAdapter { name: name.clone() });
-                state.confirm_delete = None;
-            }
-            if ui.button("Keep it").clicked() {
-                state.confirm_delete = None;
-            }
+    if let Some(new_name) = rename_to.filter(|n| !n.is_empty()) {
+        out.push(Command::RenameAdapter {
+            name: entry.name.clone(),
+            new_name,
         });
-    });
+        state.renaming = None;
+    }
 }
 
 /// Shared adapter files end in `.dlora`, which the app opens when double-clicked.

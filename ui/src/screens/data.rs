@@ -91,16 +91,7 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         .weak(),
     );
     let command = import_command(state);
-    if ui
-        .add_enabled(
-            command.is_some() && !state.busy(),
-            egui::Button::new("Import"),
-        )
-        .on_hover_text("Ctrl+Enter")
-        .clicked()
-    {
-        out.extend(command);
-    }
+    widgets::command_button(ui, "Import", command, state.busy(), true, out);
 
     let Some(data) = &state.data else {
         return;

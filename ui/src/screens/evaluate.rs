@@ -68,16 +68,7 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
     if command.is_none() {
         ui.label(RichText::new("Load a model and import dialogues with summaries first.").weak());
     }
-    if ui
-        .add_enabled(
-            command.is_some() && !state.busy(),
-            egui::Button::new("Evaluate"),
-        )
-        .on_hover_text("Ctrl+Enter")
-        .clicked()
-    {
-        out.extend(command);
-    }
+    widgets::command_button(ui, "Evaluate", command, state.busy(), true, out);
     let Some(evaluation) = &state.evaluation else {
         return;
     };
@@ -102,17 +93,11 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         PickPurpose::ReportFolder,
         out,
     );
-    if ui
-        .add_enabled(
-            !state.report_folder.trim().is_empty() && !state.busy(),
-            egui::Button::new("Export report"),
-        )
-        .clicked()
-    {
-        out.push(Command::ExportReport {
-            folder: state.report_folder.trim().to_string(),
-        });
-    }
+    let folder = state.report_folder.trim();
+    let command = (!folder.is_empty()).then(|| Command::ExportReport {
+        folder: folder.to_string(),
+    });
+    widgets::command_button(ui, "Export report", command, state.busy(), false, out);
 }
 
 fn rouge_chart(ui: &mut Ui, evaluation: &Evaluation) {

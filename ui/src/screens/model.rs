@@ -115,14 +115,8 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         }
     });
     ui.add_space(8.0);
-    let can_load = !state.busy() && !state.model_source.trim().is_empty();
-    if ui
-        .add_enabled(can_load, egui::Button::new("Load model"))
-        .on_hover_text("Ctrl+Enter")
-        .clicked()
-    {
-        out.push(load_command(state));
-    }
+    let command = (!state.model_source.trim().is_empty()).then(|| load_command(state));
+    widgets::command_button(ui, "Load model", command, state.busy(), true, out);
     ui.add_space(8.0);
     match &state.model {
         Some(model) => ui.label(format!(

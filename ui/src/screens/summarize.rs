@@ -75,16 +75,7 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
     if state.model.is_none() {
         ui.label(RichText::new("Load a model first (Model, Ctrl+1).").weak());
     }
-    if ui
-        .add_enabled(
-            command.is_some() && !state.busy(),
-            egui::Button::new("Summarize"),
-        )
-        .on_hover_text("Ctrl+Enter")
-        .clicked()
-    {
-        out.extend(command);
-    }
+    widgets::command_button(ui, "Summarize", command, state.busy(), true, out);
     let Some(summary) = state.summary.clone() else {
         return;
     };

@@ -81,16 +81,7 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
     }
     ui.horizontal(|ui| {
         let command = train_command(state);
-        if ui
-            .add_enabled(
-                command.is_some() && !state.busy(),
-                egui::Button::new("Start training"),
-            )
-            .on_hover_text("Ctrl+Enter")
-            .clicked()
-        {
-            out.extend(command);
-        }
+        widgets::command_button(ui, "Start training", command, state.busy(), true, out);
         let training = state
             .running
             .as_ref()
@@ -123,7 +114,16 @@ fn interrupted_runs(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
                     .clicked()
                 {
                     state.adapter_name = run.name.clone();
-                    out.push(Command::Resume { name: run.name });
+                    out.push(Command::Resume {
+                        name: run.name.clone(),
+                    });
+                }
+                if ui
+                    .add_enabled(!state.busy(), egui::Button::new("Discard"))
+                    .on_hover_text("Deletes the run's checkpoint")
+                    .clicked()
+                {
+                    state.confirm_delete = Some(run.name);
                 }
             });
         });
