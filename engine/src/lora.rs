@@ -250,19 +250,47 @@ impl Linear {
 
     /// `xs (..., in)` to `(..., out)`; leading dimensions are folded into one matrix multiply.
     pub fn forward(&self, xs: &Tensor, adapter: Option<&Adapter>) -> Result<Tensor> {
-        let dims = xs.dims().to_vec();
-        let (lead, last) = dims.split_at(dims.len() - 1);
-        let rows: usize = lead.iter().product();
-        let flat = xs.reshape((rows, last[0]))?;
-        let mut out = match crate::model::cpu::few_rows_matmul(&flat, &self.weight)? {
+        let flat = flatten(xs)?;
+        let out = match crate::model::cpu::few_rows_matmul(&flat, &self.weight)? {
             Some(out) => out,
             None => matmul(&flat, &self.weight.t()?)?,
         };
+        self.finish(out, &flat, xs, adapter)
+    }
+
+    /// Each of `linears` applied to the same `xs`: while decoding, their products share one pass
+    /// over the threads.
+    pub fn forward_each(
+        linears: &[&Linear],
+        xs: &Tensor,
+        adapter: Option<&Adapter>,
+    ) -> Result<Vec<Tensor>> {
+        let flat = flatten(xs)?;
+        let weights: Vec<&Tensor> = linears.iter().map(|l| &l.weight).collect();
+        match crate::model::cpu::few_rows_matmuls(&flat, &weights)? {
+            Some(outs) => linears
+                .iter()
+                .zip(outs)
+                .map(|(linear, out)| linear.finish(out, &flat, xs, adapter))
+                .collect(),
+            None => linears.iter().map(|l| l.forward(xs, adapter)).collect(),
+        }
+    }
+
+    /// Adds the adapter's update to the base product `out` of `flat` and restores `xs`'s leading
+    /// dimensions.
+    fn finish(
+        &self,
+        mut out: Tensor,
+        flat: &Tensor,
+        xs: &Tensor,
+        adapter: Option<&Adapter>,
+    ) -> Result<Tensor> {
         if let Some(lora) = adapter.and_then(|a| a.layers.get(&self.name)) {
-            let update = matmul(&matmul(&flat, &lora.a.t()?)?, &lora.b.t()?)?;
+            let update = matmul(&matmul(flat, &lora.a.t()?)?, &lora.b.t()?)?;
             out = (out + (update * lora.scale)?)?;
         }
-        let mut shape = lead.to_vec();
+        let mut shape = xs.dims()[..xs.rank() - 1].to_vec();
         shape.push(self.out_features());
         Ok(out.reshape(shape)?)
     }
@@ -273,4 +301,11 @@ impl Linear {
         self.weight = (&self.weight + delta)?;
         Ok(())
     }
+}
+
+/// `xs (..., in)` as one matrix `(rows, in)`.
+fn flatten(xs: &Tensor) -> Result<Tensor> {
+    let dims = xs.dims();
+    let (lead, last) = dims.split_at(dims.len() - 1);
+    Ok(xs.reshape((lead.iter().product::<usize>(), last[0]))?)
 }

@@ -294,50 +294,82 @@ unsafe fn tile_avx2<const W: usize, const R: usize>(
 /// `x (m, k) @ w^T` with `w (n, k)` for a few rows of `x`: the shape of every linear layer while
 /// decoding, where the cost is streaming the weights from memory once per step.
 pub fn few_rows_matmul(x: &Tensor, w: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    Ok(few_rows_matmuls(x, &[w])?.and_then(|outs| outs.into_iter().next()))
+}
+
+/// [`few_rows_matmul`] of one `x` with each of `weights` in a single parallel pass: the projections
+/// that read the same input (q, k, v; a gated FFN's two) wake the threads once instead of once each.
+pub fn few_rows_matmuls(
+    x: &Tensor,
+    weights: &[&Tensor],
+) -> candle_core::Result<Option<Vec<Tensor>>> {
     let (m, k) = x.dims2()?;
-    let (n, wk) = w.dims2()?;
-    if m > 16 || k != wk || !applies(&[x, w]) || !w.is_contiguous() {
+    let mut tensors = vec![x];
+    tensors.extend(weights);
+    let fits = weights
+        .iter()
+        .all(|w| w.dims2().is_ok_and(|(_, wk)| wk == k) && w.is_contiguous());
+    if m > 16 || !fits || !applies(&tensors) {
         return Ok(None);
     }
     let x = x.contiguous()?;
-    if m > 1 {
-        return many_rows_matmul(&x, w);
-    }
-    let mut out = vec![0f32; n];
-    let done = with_slices(&[&x, w], |slices| {
-        let (xv, wv) = (slices[0], slices[1]);
-        let rows_per_task = n.div_ceil(rayon::current_num_threads()).max(16);
-        out.par_chunks_mut(rows_per_task)
-            .zip(wv.par_chunks(rows_per_task * k))
-            .for_each(|(out, weights)| dot_rows(weights, xv, out));
+    tensors[0] = &x;
+    let sizes: Vec<usize> = weights.iter().map(|w| w.dims()[0]).collect();
+    let total: usize = sizes.iter().sum();
+    let mut outs: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0f32; n * m]).collect();
+    // A task never spans two weights; with several, twice as many tasks as threads keeps the
+    // threads evenly loaded.
+    let tasks_per_thread = weights.len().min(2);
+    let rows_per_task = total
+        .div_ceil(rayon::current_num_threads() * tasks_per_thread)
+        .next_multiple_of(4)
+        .max(16);
+    let done = with_slices(&tensors, |slices| {
+        let xv = slices[0];
+        let tasks: Vec<(&mut [f32], &[f32])> = outs
+            .iter_mut()
+            .zip(&slices[1..])
+            .flat_map(|(out, wv)| {
+                out.chunks_mut(rows_per_task * m)
+                    .zip(wv.chunks(rows_per_task * k))
+            })
+            .collect();
+        if m == 1 {
+            tasks
+                .into_par_iter()
+                .for_each(|(out, weights)| dot_rows(weights, xv, out));
+            true
+        } else {
+            tasks
+                .into_par_iter()
+                .map(|(out, weights)| dot_many_rows(weights, xv, m, out))
+                .all(|done| done)
+        }
     })?;
-    if done.is_none() {
-        return Ok(None);
+    match done {
+        None => return Ok(None),
+        // Without the many-row kernel: with the weight as the left operand gemm streams it once
+        // for all rows.
+        Some(false) => {
+            return weights
+                .iter()
+                .map(|w| w.matmul(&x.t()?)?.t()?.contiguous())
+                .collect::<candle_core::Result<Vec<_>>>()
+                .map(Some);
+        }
+        Some(true) => {}
     }
-    Ok(Some(Tensor::from_vec(out, (1, n), x.device())?))
-}
-
-fn many_rows_matmul(x: &Tensor, w: &Tensor) -> candle_core::Result<Option<Tensor>> {
-    let (m, k) = x.dims2()?;
-    let n = w.dim(0)?;
-    let mut out = vec![0f32; n * m];
-    let done = with_slices(&[x, w], |slices| {
-        let (xv, wv) = (slices[0], slices[1]);
-        let rows_per_task = n.div_ceil(rayon::current_num_threads()).next_multiple_of(4);
-        out.par_chunks_mut(rows_per_task * m)
-            .zip(wv.par_chunks(rows_per_task * k))
-            .map(|(out, weights)| dot_many_rows(weights, xv, m, out))
-            .all(|done| done)
-    })?;
-    if done != Some(true) {
-        // With the weight as the left operand gemm streams it once for all rows.
-        return Ok(Some(w.matmul(&x.t()?)?.t()?.contiguous()?));
-    }
-    Ok(Some(
-        Tensor::from_vec(out, (n, m), x.device())?
-            .t()?
-            .contiguous()?,
-    ))
+    outs.into_iter()
+        .zip(sizes)
+        .map(|(out, n)| {
+            if m == 1 {
+                Tensor::from_vec(out, (1, n), x.device())
+            } else {
+                Tensor::from_vec(out, (n, m), x.device())?.t()?.contiguous()
+            }
+        })
+        .collect::<candle_core::Result<Vec<_>>>()
+        .map(Some)
 }
 
 fast_path!(attend_heads, fn(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], scores: &mut Vec<f32>, out: &mut [f32]) -> () {
@@ -585,6 +617,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn products_with_several_weights_in_one_pass_equal_each_alone() {
+        let device = Device::Cpu;
+        let k = 45;
+        let weights: Vec<Tensor> = [37, 400, 9]
+            .map(|n| Tensor::randn(0f32, 1.0, (n, k), &device).unwrap())
+            .to_vec();
+        let refs: Vec<&Tensor> = weights.iter().collect();
+        for m in [1, 3, 8] {
+            let x = Tensor::randn(0f32, 1.0, (m, k), &device).unwrap();
+            let together = few_rows_matmuls(&x, &refs).unwrap().unwrap();
+            assert_eq!(together.len(), 3);
+            for (w, ours) in weights.iter().zip(&together) {
+                let alone = few_rows_matmul(&x, w).unwrap().unwrap();
+                assert_eq!(max_abs_difference(ours, &alone), 0.0, "m={m}");
+            }
+        }
+        let other_width = Tensor::zeros((5, k + 1), DType::F32, &device).unwrap();
+        let x = Tensor::zeros((1, k), DType::F32, &device).unwrap();
+        assert!(
+            few_rows_matmuls(&x, &[&weights[0], &other_width])
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -413,12 +413,14 @@ impl FeedForward {
     }
 
     fn forward(&self, xs: &Tensor, adapter: Option<&Adapter>) -> Result<Tensor> {
-        let activated = self.wi.forward(xs, adapter)?;
-        let gate = self
-            .wi_gate
-            .as_ref()
-            .map(|g| g.forward(xs, adapter))
-            .transpose()?;
+        let (activated, gate) = match &self.wi_gate {
+            Some(wi_gate) => {
+                let mut both = Linear::forward_each(&[&self.wi, wi_gate], xs, adapter)?;
+                let gate = both.pop();
+                (both.remove(0), gate)
+            }
+            None => (self.wi.forward(xs, adapter)?, None),
+        };
         let fused = match self.activation {
             Activation::GeluTanh => super::cpu::gelu_tanh(&activated, gate.as_ref())?,
             _ => None,
@@ -834,9 +836,13 @@ impl T5 {
         for (block, cache) in self.decoder_blocks.iter().zip(state.layers.iter_mut()) {
             let attention = &block.self_attention;
             let normed = block.self_attention_norm.forward(&hidden)?;
-            let q = attention.project_heads(&attention.q, &normed, adapter)?;
-            let mut k = attention.project_heads(&attention.k, &normed, adapter)?;
-            let mut v = attention.project_heads(&attention.v, &normed, adapter)?;
+            let projected = Linear::forward_each(
+                &[&attention.q, &attention.k, &attention.v],
+                &normed,
+                adapter,
+            )?;
+            let [q, k, v] = [0, 1, 2].map(|i| attention.split_heads(&projected[i]));
+            let (q, mut k, mut v) = (q?, k?, v?);
             if let (Some(past_k), Some(past_v)) = (&cache.self_keys, &cache.self_values) {
                 k = Tensor::cat(&[past_k, &k], 2)?;
                 v = Tensor::cat(&[past_v, &v], 2)?;
