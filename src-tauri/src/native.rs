@@ -6,19 +6,28 @@ use std::sync::Arc;
 use dialora_ui::DialoraApp;
 use dialora_ui::protocol::{Command, PickPurpose, Settings};
 
-use crate::service::{InProcess, ServiceConfig};
+use crate::service::{InProcess, ServiceConfig, settings};
 
-/// Opens the window; with `model`, that model starts loading at once. Returns when it is closed,
+/// The window's icon, drawn by `icons/make_icons.sh`.
+const ICON: &[u8] = include_bytes!("../../icons/icon-256.png");
+
+/// Opens the window; with `model`, that model starts loading at once, and `files` (adapters,
+/// transcripts, data, as the system hands them over) are opened in it. Returns when it is closed,
 /// after the running task has stopped safely (training keeps a checkpoint).
-pub fn run(model: Option<String>) -> Result<(), String> {
+pub fn run(model: Option<String>, files: Vec<String>) -> Result<(), String> {
     let mut config = ServiceConfig::for_this_user();
     config.picker = Some(Arc::new(pick));
+    let (saved, _) = settings::load(&config.home);
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("Dialora")
+        .with_app_id("dialora")
+        .with_inner_size(saved.window_size.unwrap_or([1180.0, 800.0]))
+        .with_min_inner_size([760.0, 520.0]);
+    if let Ok(icon) = eframe::icon_data::from_png_bytes(ICON) {
+        viewport = viewport.with_icon(icon);
+    }
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title("Dialora")
-            .with_app_id("dialora")
-            .with_inner_size([1180.0, 800.0])
-            .with_min_inner_size([760.0, 520.0]),
+        viewport,
         ..Default::default()
     };
     eframe::run_native(
@@ -33,6 +42,7 @@ pub fn run(model: Option<String>) -> Result<(), String> {
                     device: app.state.device(),
                 });
             }
+            app.open_files(files);
             Ok(Box::new(app))
         }),
     )

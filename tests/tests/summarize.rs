@@ -300,6 +300,14 @@ fn usage_errors_exit_with_2() {
         "x",
     ]));
     assert_eq!(result.code, 2, "{}", result.stderr);
+    // A mistyped command is not taken for a file to open in the app.
+    let result = run(dialora(home.path()).arg("summarise"));
+    assert_eq!(result.code, 2, "{}", result.stderr);
+    assert!(
+        result
+            .stderr
+            .contains("'summarise' is neither a dialora command nor a file")
+    );
 }
 
 #[test]

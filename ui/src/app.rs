@@ -16,6 +16,8 @@ pub struct DialoraApp {
     pub state: State,
     pub screen: Screen,
     started: bool,
+    /// A new window size and when it was first seen; saved once it has held for a second.
+    resized: Option<([f32; 2], f64)>,
 }
 
 impl DialoraApp {
@@ -25,6 +27,7 @@ impl DialoraApp {
             state: State::default(),
             screen: Screen::Model,
             started: false,
+            resized: None,
         }
     }
 
@@ -41,7 +44,14 @@ impl DialoraApp {
     pub fn receive(&mut self) {
         for event in self.backend.poll() {
             self.route(&event);
+            let loaded = matches!(event, Event::ModelLoaded(_));
             self.state.apply(event);
+            if loaded {
+                // The next launch offers the same model.
+                self.send(Command::SaveSettings {
+                    settings: self.state.settings.clone(),
+                });
+            }
         }
     }
 
@@ -66,7 +76,8 @@ impl DialoraApp {
         self.receive();
         let mut out = Vec::new();
         self.shortcuts(ui, &mut out);
-        self.dropped_files(ui, &mut out);
+        self.dropped_files(ui);
+        self.remember_window_size(ui);
         ui.ctx().set_visuals(if self.state.settings.dark_mode {
             egui::Visuals::dark()
         } else {
@@ -163,9 +174,33 @@ impl DialoraApp {
         }
     }
 
-    /// Files dropped on the window go where the screen takes them: data files, a transcript, or
-    /// an adapter to import.
-    fn dropped_files(&mut self, ui: &mut Ui, out: &mut Vec<Command>) {
+    /// Keeps the window's size in the settings, once a resize has settled.
+    fn remember_window_size(&mut self, ui: &Ui) {
+        let Some(rect) = ui.input(|i| i.viewport().inner_rect) else {
+            return;
+        };
+        let size = [rect.width().round(), rect.height().round()];
+        let now = ui.input(|i| i.time);
+        if !self.state.ready || self.state.settings.window_size == Some(size) {
+            self.resized = None;
+            return;
+        }
+        match self.resized {
+            Some((pending, since)) if pending == size => {
+                if now - since >= 1.0 {
+                    self.resized = None;
+                    self.state.settings.window_size = Some(size);
+                    self.send(Command::SaveSettings {
+                        settings: self.state.settings.clone(),
+                    });
+                }
+            }
+            _ => self.resized = Some((size, now)),
+        }
+    }
+
+    /// Files dropped on the window go where [`Self::open_files`] puts them.
+    fn dropped_files(&mut self, ui: &mut Ui) {
         let paths: Vec<String> = ui.input(|i| {
             i.raw
                 .dropped_files
@@ -174,18 +209,29 @@ impl DialoraApp {
                 .filter(|p| !p.is_empty())
                 .collect()
         });
+        if !paths.is_empty() {
+            self.open_files(paths);
+        }
+    }
+
+    /// Opens files dropped on the window or opened from the system: adapter files are imported
+    /// into the library, one transcript goes to Summarize (from the start screen or Summarize),
+    /// anything else is data to import.
+    pub fn open_files(&mut self, paths: Vec<String>) {
         let Some(first) = paths.first().cloned() else {
             return;
         };
         let is_adapter = |p: &String| p.ends_with(".dlora");
         let is_transcript = |p: &String| [".vtt", ".srt", ".txt"].iter().any(|e| p.ends_with(e));
+        let takes_transcript = matches!(self.screen, Screen::Model | Screen::Summarize);
         if paths.iter().all(is_adapter) || self.screen == Screen::Adapters {
             for path in paths {
-                out.push(Command::ImportAdapter { path });
+                self.send(Command::ImportAdapter { path });
             }
             self.screen = Screen::Adapters;
-        } else if self.screen == Screen::Summarize && is_transcript(&first) {
+        } else if paths.len() == 1 && is_transcript(&first) && takes_transcript {
             self.state.transcript_file = first;
+            self.screen = Screen::Summarize;
         } else {
             self.state.data_paths = paths.join("\n");
             self.screen = Screen::Data;

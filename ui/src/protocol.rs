@@ -96,8 +96,9 @@ impl Command {
             Command::RenameAdapter { .. }
             | Command::DeleteAdapter { .. }
             | Command::ExportAdapter { .. }
-            | Command::ImportAdapter { .. }
-            | Command::SaveSettings { .. } => Some(Task::Library),
+            | Command::ImportAdapter { .. } => Some(Task::Library),
+            // Written by the shell at once, never queued behind long work.
+            Command::SaveSettings { .. } => None,
         }
     }
 }
@@ -172,6 +173,8 @@ pub struct Settings {
     /// Where file dialogs open, and where reports and summaries go by default.
     pub data_folder: String,
     pub export_folder: String,
+    /// The window's inner size when it was last resized, in points.
+    pub window_size: Option<[f32; 2]>,
 }
 
 impl Default for Settings {
@@ -182,6 +185,7 @@ impl Default for Settings {
             last_model: String::new(),
             data_folder: String::new(),
             export_folder: String::new(),
+            window_size: None,
         }
     }
 }

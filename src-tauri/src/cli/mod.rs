@@ -8,6 +8,7 @@ mod rouge;
 mod summarize;
 mod train;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -17,12 +18,15 @@ use dialora_engine::task::Cancel;
 #[command(
     name = "dialora",
     version,
-    about = "Fine-tune Flan-T5 with LoRA on your dialogues and summarize transcripts offline."
+    about = "Fine-tune Flan-T5 with LoRA on your dialogues and summarize transcripts offline.",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     /// Without a command, the app window opens.
     #[command(subcommand)]
     command: Option<Command>,
+    /// Files to open in the app: adapters (.dlora) to import, a transcript to summarize, data.
+    files: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -46,6 +50,8 @@ enum Command {
         /// A model to load at once: a folder or a Hub id.
         #[arg(long)]
         model: Option<String>,
+        /// Files to open: adapters (.dlora) to import, a transcript to summarize, data.
+        files: Vec<PathBuf>,
     },
 }
 
@@ -80,8 +86,8 @@ pub fn main() -> ExitCode {
     // A second Ctrl-C while stopping is ignored: the work stops at its next safe point.
     let _ = ctrlc::set_handler(move || on_interrupt.cancel());
     let command = match cli.command {
-        None => return gui(None),
-        Some(Command::Gui { model }) => return gui(model),
+        None => return gui(None, cli.files),
+        Some(Command::Gui { model, files }) => return gui(model, files),
         Some(command) => command,
     };
     let result = std::panic::catch_unwind(|| match command {
@@ -106,8 +112,22 @@ pub fn main() -> ExitCode {
 
 /// Opens the app window; the engine's errors show in the window, so only a window that cannot
 /// open ends here.
-fn gui(model: Option<String>) -> ExitCode {
-    match dialora::native::run(model) {
+fn gui(model: Option<String>, files: Vec<PathBuf>) -> ExitCode {
+    // A mistyped command must not open the window with a "file" of that name.
+    if let Some(missing) = files.iter().find(|f| !f.exists()) {
+        eprintln!(
+            "error: '{}' is neither a dialora command nor a file (see dialora --help)",
+            missing.display()
+        );
+        return ExitCode::from(2);
+    }
+    // Made absolute: the app resolves paths on its own threads, whatever the working folder.
+    let files = files
+        .iter()
+        .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()))
+        .map(|f| f.display().to_string())
+        .collect();
+    match dialora::native::run(model, files) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");

@@ -3,7 +3,7 @@
 //! tests use it through [`InProcess`], the UI's [`Backend`].
 
 mod library;
-mod settings;
+pub(crate) mod settings;
 mod worker;
 
 use std::path::PathBuf;
@@ -72,7 +72,10 @@ pub struct InProcess {
     picker: Option<Picker>,
     /// The settings as last saved, where dialogs open.
     settings: Settings,
+    /// Settings to write, in order, on their own thread: never queued behind long work.
+    settings_writer: Option<Sender<Settings>>,
     worker: Option<JoinHandle<()>>,
+    writer: Option<JoinHandle<()>>,
 }
 
 impl InProcess {
@@ -82,6 +85,22 @@ impl InProcess {
         let emitter = Emitter(event_sender);
         let (cancel, shutdown) = (Cancel::new(), Cancel::new());
         let picker = config.picker.clone();
+        let (settings_writer, to_write) = mpsc::channel::<Settings>();
+        let writer = {
+            let (home, emitter) = (config.home.clone(), emitter.clone());
+            std::thread::Builder::new()
+                .name("dialora-settings".into())
+                .spawn(move || {
+                    for settings in to_write {
+                        if let Err(error) = settings::save(&home, &settings) {
+                            emitter.emit(Event::Notice {
+                                message: format!("The settings could not be saved: {error}"),
+                            });
+                        }
+                    }
+                })
+                .ok()
+        };
         let worker = {
             let (emitter, cancel, shutdown) = (emitter.clone(), cancel.clone(), shutdown.clone());
             std::thread::Builder::new()
@@ -99,7 +118,9 @@ impl InProcess {
             shutdown,
             picker,
             settings: Settings::default(),
+            settings_writer: Some(settings_writer),
             worker,
+            writer,
         }
     }
 
@@ -133,6 +154,9 @@ impl Backend for InProcess {
             command => {
                 if let Command::SaveSettings { settings } = &command {
                     self.settings = settings.clone();
+                    if let Some(writer) = &self.settings_writer {
+                        let _ = writer.send(settings.clone());
+                    }
                 }
                 if let Some(commands) = &self.commands {
                     let _ = commands.send(command);
@@ -159,8 +183,12 @@ impl Drop for InProcess {
         self.cancel.cancel();
         // Closing the channel ends the worker's loop once the running task has stopped.
         self.commands = None;
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
+        self.settings_writer = None;
+        for thread in [self.worker.take(), self.writer.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = thread.join();
         }
     }
 }

@@ -103,6 +103,8 @@ impl Worker {
     fn handle(&mut self, command: Command) {
         match (command.task(), command) {
             (_, Command::Start) => self.start(),
+            // The shell writes them; the worker keeps the device for resumed runs.
+            (_, Command::SaveSettings { settings }) => self.settings = settings,
             (_, Command::EstimateTraining { settings }) => {
                 if let Ok(estimate) = self.estimate(&settings) {
                     self.emit(Event::Estimate(estimate));
@@ -163,12 +165,9 @@ impl Worker {
                 self.notice(format!("Imported as \"{name}\""));
                 Ok(())
             }
-            Command::SaveSettings { settings } => {
-                self.settings = settings;
-                settings::save(&self.config.home, &self.settings)
-            }
             Command::Start
             | Command::EstimateTraining { .. }
+            | Command::SaveSettings { .. }
             | Command::Cancel
             | Command::Pick { .. } => Ok(()),
         }
@@ -260,13 +259,6 @@ impl Worker {
             files,
             parameters,
         });
-        self.settings.last_model = source.to_string();
-        // The model is loaded either way; a settings file that cannot be written is only told.
-        if let Err(error) = settings::save(&self.config.home, &self.settings) {
-            self.emit(Event::Notice {
-                message: error.to_string(),
-            });
-        }
         self.emit(Event::ModelLoaded(info));
         Ok(())
     }
