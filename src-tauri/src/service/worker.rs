@@ -66,6 +66,8 @@ pub struct Worker {
     settings: Settings,
     model: Option<Model>,
     data: Option<Data>,
+    /// See [`Worker::example_lengths`]; cleared when the model or the data change.
+    example_lengths: Option<Vec<(usize, usize)>>,
     evaluation: Option<LastEvaluation>,
 }
 
@@ -81,6 +83,7 @@ impl Worker {
             settings: Settings::default(),
             model: None,
             data: None,
+            example_lengths: None,
             evaluation: None,
         }
     }
@@ -242,6 +245,7 @@ impl Worker {
         // The old model goes first: two large models need not fit in memory together.
         self.model = None;
         self.evaluation = None;
+        self.example_lengths = None;
         let model = LoadedModel::load(&files, source, &device)?;
         let parameters = model
             .t5
@@ -367,29 +371,50 @@ impl Worker {
             request,
         });
         self.evaluation = None;
+        self.example_lengths = None;
         self.emit(Event::DataImported(summary));
         Ok(())
     }
 
-    fn estimate(&self, options: &TrainOptions) -> Result<Estimate> {
-        let model = self.model()?;
-        let data = self.data()?;
-        let tokenizer = &model.summarizer.model.tokenizer;
-        let settings = train_settings(options, false);
-        let mut examples = 0usize;
-        let mut tokens = 0u64;
-        for dialogue in &data.train.dialogues {
-            let Some(summary) = dialogue.summaries.first() else {
-                continue;
-            };
-            let prompt = settings
-                .prompt_template
-                .replace("{dialogue}", &dialogue.dialogue);
-            let source = tokenizer.encode(&prompt, settings.max_source_length)?;
-            let target = tokenizer.encode(summary, settings.max_target_length)?;
-            tokens += (source.ids.len() + target.ids.len()) as u64;
-            examples += 1;
+    /// The whole prompt and summary length in tokens of each training example, counted once per
+    /// model and data: estimates are asked for at every change of a setting.
+    fn example_lengths(&mut self) -> Result<&[(usize, usize)]> {
+        if self.example_lengths.is_none() {
+            let model = self.model()?;
+            let data = self.data()?;
+            let tokenizer = &model.summarizer.model.tokenizer;
+            let settings = TrainSettings::default();
+            let mut lengths = Vec::with_capacity(data.train.dialogues.len());
+            for dialogue in &data.train.dialogues {
+                let Some(summary) = dialogue.summaries.first() else {
+                    continue;
+                };
+                let prompt = settings
+                    .prompt_template
+                    .replace("{dialogue}", &dialogue.dialogue);
+                lengths.push((
+                    tokenizer.encode(&prompt, usize::MAX)?.ids.len(),
+                    tokenizer.encode(summary, usize::MAX)?.ids.len(),
+                ));
+            }
+            self.example_lengths = Some(lengths);
         }
+        Ok(self.example_lengths.as_deref().unwrap_or_default())
+    }
+
+    fn estimate(&mut self, options: &TrainOptions) -> Result<Estimate> {
+        let settings = train_settings(options, false);
+        let (examples, tokens) = {
+            let lengths = self.example_lengths()?;
+            let tokens: usize = lengths
+                .iter()
+                .map(|&(source, target)| {
+                    source.min(settings.max_source_length) + target.min(settings.max_target_length)
+                })
+                .sum();
+            (lengths.len(), tokens as u64)
+        };
+        let model = self.model()?;
         let steps_per_epoch = examples.div_ceil(options.batch_size.max(1)).max(1);
         let steps = options
             .max_steps
