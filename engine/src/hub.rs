@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Cache, Repo, RepoType};
 
+use crate::data::{self, ImportOptions, Imported};
 use crate::error::{Error, Result};
 use crate::model::{ModelFiles, SHARD_INDEX, shard_files};
 use crate::task::{Progress, ProgressSink};
@@ -94,6 +95,21 @@ pub fn fetch_model(model_id: &str, progress: &dyn ProgressSink) -> Result<PathBu
 
 /// The Hub's DialogSum (`knkarthick/dialogsum`: train, validation and test CSVs).
 pub const DIALOGSUM_REPO: &str = "knkarthick/dialogsum";
+
+/// Reads the dialogues of `spec`: `dialogsum[:split]` from the Hub (`default_split` when none is
+/// named), else a data file or folder.
+pub fn import_data(
+    spec: &Path,
+    default_split: &str,
+    options: &ImportOptions,
+    progress: &dyn ProgressSink,
+) -> Result<Imported> {
+    let downloaded = match spec.to_str() {
+        Some(name) => resolve_dialogsum(name, default_split, progress)?,
+        None => None,
+    };
+    data::import(downloaded.as_deref().unwrap_or(spec), options)
+}
 
 /// For `dialogsum` or `dialogsum:SPLIT`, the local path of that split's CSV (`default_split` when
 /// none is named), downloaded into the Hub cache when missing; `None` for any other name.

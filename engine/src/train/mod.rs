@@ -150,6 +150,17 @@ impl TrainSettings {
     fn examples_per_step(&self) -> usize {
         self.batch_size * self.gradient_accumulation
     }
+
+    /// Optimizer steps in one pass over `examples`.
+    pub fn steps_per_epoch(&self, examples: usize) -> usize {
+        examples.div_ceil(self.examples_per_step())
+    }
+
+    /// Optimizer steps a run over `examples` takes: `max_steps`, else every epoch's.
+    pub fn total_steps(&self, examples: usize) -> usize {
+        self.max_steps
+            .unwrap_or(self.steps_per_epoch(examples) * self.epochs)
+    }
 }
 
 /// A data set as the trainer takes it: where it came from (for messages and the adapter's card) and
@@ -410,10 +421,8 @@ pub fn train(
         None => None,
     };
 
-    let steps_per_epoch = count.div_ceil(settings.examples_per_step());
-    let total_steps = settings
-        .max_steps
-        .unwrap_or(steps_per_epoch * settings.epochs);
+    let steps_per_epoch = settings.steps_per_epoch(count);
+    let total_steps = settings.total_steps(count);
     let trained = if settings.full {
         Trained::Everything
     } else {

@@ -54,13 +54,8 @@ impl ImportArgs {
     /// Reads `spec`: `dialogsum[:split]` (`default_split` when none is named) or a file or folder.
     /// Prints the import's warnings unless `quiet`.
     pub fn load(&self, spec: &Path, default_split: &str, quiet: bool) -> Result<Imported> {
-        let text = spec.to_string_lossy();
         let progress = TerminalProgress::new();
-        let path = match hub::resolve_dialogsum(&text, default_split, &progress)? {
-            Some(downloaded) => downloaded,
-            None => spec.to_path_buf(),
-        };
-        let imported = data::import(&path, &self.options())?;
+        let imported = hub::import_data(spec, default_split, &self.options(), &progress)?;
         if !quiet {
             const SHOWN: usize = 5;
             for warning in imported.warnings.iter().take(SHOWN) {
