@@ -78,10 +78,10 @@ impl DialoraApp {
         self.shortcuts(ui, &mut out);
         self.dropped_files(ui);
         self.remember_window_size(ui);
-        ui.ctx().set_visuals(if self.state.settings.dark_mode {
-            egui::Visuals::dark()
+        ui.ctx().set_theme(if self.state.settings.dark_mode {
+            egui::Theme::Dark
         } else {
-            egui::Visuals::light()
+            egui::Theme::Light
         });
 
         egui::Panel::left("navigation")

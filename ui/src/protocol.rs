@@ -15,13 +15,9 @@ pub enum Command {
         source: String,
         device: Device,
     },
-    /// Reads data files (or `dialogsum`, downloaded from the Hub) and splits off validation.
+    /// Reads data files (or [`DIALOGSUM`], downloaded from the Hub) and splits off validation.
     ImportData {
-        sources: Vec<String>,
-        columns: Columns,
-        /// Share of the dialogues held out for validation; 0 keeps them all for training.
-        validation_fraction: f64,
-        seed: u64,
+        request: DataRequest,
     },
     /// Asks how long and how much memory training with these settings would take.
     EstimateTraining {
@@ -131,6 +127,19 @@ impl Device {
             Device::Gpu => "GPU",
         }
     }
+}
+
+/// The source that means DialogSum from the Hub (its train and validation splits).
+pub const DIALOGSUM: &str = "dialogsum";
+
+/// Which dialogues to import and how to split them; a resumed run imports the same again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataRequest {
+    pub sources: Vec<String>,
+    pub columns: Columns,
+    /// Share of the dialogues held out for validation; 0 keeps them all for training.
+    pub validation_fraction: f64,
+    pub seed: u64,
 }
 
 /// Column names for tables and JSON; empty means "find it by name".

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use dialora_engine::fsutil::write_atomically;
+use dialora_engine::summarize::Summarizer;
 use dialora_engine::{Error, Result, adapter, train};
-use dialora_ui::protocol::{AdapterEntry, Columns, InterruptedRun, TrainOptions};
+use dialora_ui::protocol::{AdapterEntry, DataRequest, InterruptedRun, TrainOptions};
 use serde::{Deserialize, Serialize};
 
 const RUN_FILE: &str = "dialora-run.json";
@@ -17,10 +18,7 @@ const SCORES_FILE: &str = "dialora-scores.json";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
     pub model: String,
-    pub sources: Vec<String>,
-    pub columns: Columns,
-    pub validation_fraction: f64,
-    pub seed: u64,
+    pub data: DataRequest,
     pub settings: TrainOptions,
     pub total_steps: usize,
 }
@@ -85,18 +83,15 @@ impl Library {
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs());
-        let rouge = std::fs::read_to_string(folder.join(SCORES_FILE))
-            .ok()
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .and_then(|scores| {
-                let get = |key: &str| scores[key].as_f64();
-                Some([
-                    get("rouge1")?,
-                    get("rouge2")?,
-                    get("rougeL")?,
-                    get("rougeLsum")?,
-                ])
-            });
+        let rouge = self.scores(&name).and_then(|scores| {
+            let get = |key: &str| scores[key].as_f64();
+            Some([
+                get("rouge1")?,
+                get("rouge2")?,
+                get("rougeL")?,
+                get("rougeLsum")?,
+            ])
+        });
         match adapter::describe(&folder) {
             Ok(description) => AdapterEntry {
                 name,
@@ -188,6 +183,13 @@ impl Library {
             return Err(Error::settings(format!("no adapter named \"{name}\"")));
         }
         Ok(folder)
+    }
+
+    /// Attaches the adapter `name` to `summarizer` under that name (read again, so that a
+    /// retrained or renamed adapter is the one used).
+    pub fn attach(&self, name: &str, summarizer: &mut Summarizer) -> Result<()> {
+        let files = adapter::read(&self.existing(name)?, summarizer.model.t5.device())?;
+        summarizer.add_adapter(name, files)
     }
 
     /// Writes the adapter as one shareable file whose card carries its last scores.

@@ -11,15 +11,20 @@ pub fn path(home: &Path) -> PathBuf {
     home.join("settings.json")
 }
 
-/// The saved settings, and a warning when the file could not be read.
+/// The saved settings as they are: `None` without a file, the parse error when unreadable.
+pub fn read(home: &Path) -> Option<serde_json::Result<Settings>> {
+    let text = std::fs::read_to_string(path(home)).ok()?;
+    Some(serde_json::from_str(&text))
+}
+
+/// The saved settings, and a warning when the file could not be read (it is then kept aside, so
+/// that the next save does not overwrite what the user had).
 pub fn load(home: &Path) -> (Settings, Option<String>) {
     let file = path(home);
-    let Ok(text) = std::fs::read_to_string(&file) else {
-        return (Settings::default(), None);
-    };
-    match serde_json::from_str(&text) {
-        Ok(settings) => (settings, None),
-        Err(error) => {
+    match read(home) {
+        None => (Settings::default(), None),
+        Some(Ok(settings)) => (settings, None),
+        Some(Err(error)) => {
             let kept = file.with_extension("json.unreadable");
             let _ = std::fs::rename(&file, &kept);
             let warning = format!(

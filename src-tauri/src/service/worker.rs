@@ -15,16 +15,14 @@ use dialora_engine::task::Cancel;
 use dialora_engine::train::{self, TrainData, TrainEvent, TrainRequest, TrainSettings};
 use dialora_engine::{Error, Result, adapter, hub, long_input, report};
 use dialora_ui::protocol::{
-    Columns, Command, DataSummary, Device, Estimate, Evaluation, Event, ExampleRow, Machine,
-    ModelInfo, Outcome, PreviewRow, RunScores, Settings, SummaryResult, Task, TrainOptions,
-    TrainPoint, Transcript, training_memory,
+    Columns, Command, DIALOGSUM, DataRequest, DataSummary, Device, Estimate, Evaluation, Event,
+    ExampleRow, Machine, ModelInfo, Outcome, PreviewRow, RunScores, Settings, SummaryResult, Task,
+    TrainOptions, TrainPoint, Transcript, training_memory,
 };
 
 use super::library::{Library, RunRecord};
 use super::{Emitter, ServiceConfig, settings};
 
-/// The source name that means DialogSum from the Hub (train and validation splits).
-const DIALOGSUM: &str = "dialogsum";
 const PREVIEW_ROWS: usize = 20;
 /// LoRA training throughput here is about this many parameter-tokens per second per core
 /// (measured: flan-t5-small 775 tokens/s, flan-t5-base 241 tokens/s on 2 cores).
@@ -41,14 +39,6 @@ struct Data {
     train: TrainData,
     validation: Option<TrainData>,
     request: DataRequest,
-}
-
-#[derive(Clone, PartialEq)]
-struct DataRequest {
-    sources: Vec<String>,
-    columns: Columns,
-    validation_fraction: f64,
-    seed: u64,
 }
 
 struct LastEvaluation {
@@ -109,7 +99,9 @@ impl Worker {
             // The shell writes them; the worker keeps the device for resumed runs.
             (_, Command::SaveSettings { settings }) => self.settings = settings,
             (_, Command::EstimateTraining { settings }) => {
-                if let Ok(estimate) = self.estimate(&settings) {
+                // Asked for without a click: a failure shows no estimate and stops nothing.
+                let estimate = catch_unwind(AssertUnwindSafe(|| self.estimate(&settings)));
+                if let Ok(Ok(estimate)) = estimate {
                     self.emit(Event::Estimate(estimate));
                 }
             }
@@ -123,17 +115,7 @@ impl Worker {
     fn run(&mut self, command: Command) -> Result<()> {
         match command {
             Command::LoadModel { source, device } => self.load_model(&source, device),
-            Command::ImportData {
-                sources,
-                columns,
-                validation_fraction,
-                seed,
-            } => self.import_data(DataRequest {
-                sources,
-                columns,
-                validation_fraction,
-                seed,
-            }),
+            Command::ImportData { request } => self.import_data(request),
             Command::Train { name, settings } => self.start_training(&name, settings),
             Command::Resume { name } => self.resume_training(&name),
             Command::Evaluate { adapters, limit } => self.evaluate(&adapters, limit),
@@ -287,11 +269,7 @@ impl Worker {
         let progress = self.emitter.progress(Task::ImportData);
         let mut warnings = Vec::new();
         let mut read = |spec: &str, split: &str| -> Result<(TrainData, String)> {
-            let path = match hub::resolve_dialogsum(spec, split, &progress)? {
-                Some(downloaded) => downloaded,
-                None => PathBuf::from(spec),
-            };
-            let imported = data::import(&path, &options)?;
+            let imported = hub::import_data(Path::new(spec), split, &options, &progress)?;
             warnings.extend(imported.warnings.iter().map(|w| w.to_string()));
             let format = format!("{:?}", imported.format).to_uppercase();
             Ok((
@@ -404,6 +382,8 @@ impl Worker {
 
     fn estimate(&mut self, options: &TrainOptions) -> Result<Estimate> {
         let settings = train_settings(options, false);
+        // The trainer's refusals come first: a batch of 0 has no step count.
+        settings.validate()?;
         let (examples, tokens) = {
             let lengths = self.example_lengths()?;
             let tokens: usize = lengths
@@ -415,11 +395,10 @@ impl Worker {
             (lengths.len(), tokens as u64)
         };
         let model = self.model()?;
-        let steps_per_epoch = examples.div_ceil(options.batch_size.max(1)).max(1);
-        let steps = options
-            .max_steps
-            .unwrap_or(steps_per_epoch * options.epochs.max(1));
-        let run_tokens = tokens as f64 * steps as f64 / steps_per_epoch as f64;
+        // The trainer's own step count.
+        let steps = settings.total_steps(examples).max(1);
+        let run_tokens =
+            tokens as f64 * steps as f64 / settings.steps_per_epoch(examples).max(1) as f64;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         let tokens_per_second =
             PARAMETER_TOKENS_PER_CORE_SECOND * cores / model.parameters.max(1) as f64;
@@ -455,13 +434,9 @@ impl Worker {
             )));
         }
         let model = self.model()?.summarizer.model.name.clone();
-        let request = self.data()?.request.clone();
         let record = RunRecord {
             model,
-            sources: request.sources,
-            columns: request.columns,
-            validation_fraction: request.validation_fraction,
-            seed: request.seed,
+            data: self.data()?.request.clone(),
             settings: options,
             total_steps: estimate.steps,
         };
@@ -480,14 +455,8 @@ impl Worker {
         if !same_model {
             self.load_model(&record.model, self.settings.device)?;
         }
-        let request = DataRequest {
-            sources: record.sources.clone(),
-            columns: record.columns.clone(),
-            validation_fraction: record.validation_fraction,
-            seed: record.seed,
-        };
-        if self.data.as_ref().map(|d| &d.request) != Some(&request) {
-            self.import_data(request)?;
+        if self.data.as_ref().map(|d| &d.request) != Some(&record.data) {
+            self.import_data(record.data.clone())?;
         }
         self.train(name, &record.settings, true)
     }
@@ -592,10 +561,8 @@ impl Worker {
         let Some(model) = self.model.as_mut() else {
             return Err(Error::settings("load a model first (the Model screen)"));
         };
-        let device = model.summarizer.model.t5.device().clone();
         for name in adapters {
-            let files = adapter::read(&self.library.folder(name)?, &device)?;
-            model.summarizer.add_adapter(name, files)?;
+            self.library.attach(name, &mut model.summarizer)?;
         }
         let settings = EvalSettings {
             summarize: SummarizeSettings::default(),
@@ -677,18 +644,11 @@ impl Worker {
                 imported.dialogues.len()
             )));
         };
-        let library_folder = adapter
-            .as_deref()
-            .map(|name| self.library.folder(name))
-            .transpose()?;
         let Some(model) = self.model.as_mut() else {
             return Err(Error::settings("load a model first (the Model screen)"));
         };
-        if let (Some(name), Some(folder)) = (&adapter, library_folder) {
-            let device = model.summarizer.model.t5.device().clone();
-            model
-                .summarizer
-                .add_adapter(name, adapter::read(&folder, &device)?)?;
+        if let Some(name) = &adapter {
+            self.library.attach(name, &mut model.summarizer)?;
         }
         let settings = SummarizeSettings::default();
         let progress = self.emitter.progress(Task::Summarize);

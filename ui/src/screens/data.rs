@@ -3,20 +3,19 @@
 
 use egui::{RichText, Ui};
 
-use crate::protocol::{Command, PickPurpose};
+use crate::protocol::{Command, DIALOGSUM, DataRequest, PickPurpose};
 use crate::state::State;
 use crate::widgets;
-
-/// The source name the engine reads as DialogSum from the Hub.
-pub const DIALOGSUM: &str = "dialogsum";
 
 pub fn import_command(state: &State) -> Option<Command> {
     let sources = state.data_sources();
     (!sources.is_empty()).then(|| Command::ImportData {
-        sources,
-        columns: state.columns.clone(),
-        validation_fraction: state.validation_percent / 100.0,
-        seed: state.train.seed,
+        request: DataRequest {
+            sources,
+            columns: state.columns.clone(),
+            validation_fraction: state.validation_percent / 100.0,
+            seed: state.train.seed,
+        },
     })
 }
 
