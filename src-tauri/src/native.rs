@@ -1,10 +1,11 @@
-//! The app in a native eframe window, with the engine in this process and the system's file
-//! dialogs (rfd).
+//! The app in a native eframe window (`dialora gui --native`, the fallback where no webview
+//! runs), with the engine in this process and the system's file dialogs (rfd), which the Tauri
+//! window uses too.
 
 use std::sync::Arc;
 
 use dialora_ui::DialoraApp;
-use dialora_ui::protocol::{Command, PickPurpose, Settings};
+use dialora_ui::protocol::{PickPurpose, Settings};
 
 use crate::service::{InProcess, ServiceConfig, settings};
 
@@ -38,14 +39,7 @@ pub fn run(model: Option<String>, files: Vec<String>) -> Result<(), String> {
         options,
         Box::new(move |_creation| {
             let mut app = DialoraApp::new(Box::new(InProcess::start(config)));
-            if let Some(model) = model {
-                app.state.model_source = model.clone();
-                app.send(Command::LoadModel {
-                    source: model,
-                    device: app.state.device(),
-                });
-            }
-            app.open_files(files);
+            app.open(model, files);
             Ok(Box::new(app))
         }),
     )
@@ -53,7 +47,7 @@ pub fn run(model: Option<String>, files: Vec<String>) -> Result<(), String> {
 }
 
 /// The system dialog for each purpose, opening in the data folder when one is set.
-fn pick(purpose: PickPurpose, settings: &Settings) -> Vec<String> {
+pub(crate) fn pick(purpose: PickPurpose, settings: &Settings) -> Vec<String> {
     let mut dialog = rfd::FileDialog::new();
     if !settings.data_folder.is_empty() {
         dialog = dialog.set_directory(&settings.data_folder);

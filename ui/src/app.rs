@@ -43,6 +43,10 @@ impl DialoraApp {
     /// Applies the engine's events that have arrived.
     pub fn receive(&mut self) {
         for event in self.backend.poll() {
+            if let Event::OpenRequested { model, files } = event {
+                self.open(model, files);
+                continue;
+            }
             self.route(&event);
             let loaded = matches!(event, Event::ModelLoaded(_));
             self.state.apply(event);
@@ -176,9 +180,8 @@ impl DialoraApp {
 
     /// Keeps the window's size in the settings, once a resize has settled.
     fn remember_window_size(&mut self, ui: &Ui) {
-        let Some(rect) = ui.input(|i| i.viewport().inner_rect) else {
-            return;
-        };
+        // In the webview the page is the window, and the viewport has no rectangle of its own.
+        let rect = ui.input(|i| i.viewport().inner_rect.unwrap_or_else(|| i.viewport_rect()));
         let size = [rect.width().round(), rect.height().round()];
         let now = ui.input(|i| i.time);
         if !self.state.ready || self.state.settings.window_size == Some(size) {
@@ -212,6 +215,18 @@ impl DialoraApp {
         if !paths.is_empty() {
             self.open_files(paths);
         }
+    }
+
+    /// Loads `model` when given, then opens `files` as [`Self::open_files`] does.
+    pub fn open(&mut self, model: Option<String>, files: Vec<String>) {
+        if let Some(model) = model {
+            self.state.model_source = model.clone();
+            self.send(Command::LoadModel {
+                source: model,
+                device: self.state.device(),
+            });
+        }
+        self.open_files(files);
     }
 
     /// Opens files dropped on the window or opened from the system: adapter files are imported

@@ -9,6 +9,8 @@ pub mod presets;
 pub mod protocol;
 pub mod screens;
 pub mod state;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 pub mod widgets;
 
 pub use app::DialoraApp;

@@ -237,6 +237,12 @@ impl Task {
     }
 }
 
+/// The Tauri command that carries a [`Command`] (its argument `command`) from the webview to the
+/// desktop shell.
+pub const BRIDGE_COMMAND: &str = "send";
+/// The Tauri event that carries each [`Event`] from the desktop shell to the webview.
+pub const BRIDGE_EVENT: &str = "dialora:event";
+
 /// What the engine reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -299,6 +305,12 @@ pub enum Event {
     /// Something done that the user should hear of (a file written).
     Notice {
         message: String,
+    },
+    /// The system asks the app to open these: a model to load, and files (adapters, transcripts,
+    /// data) from the command line, a second launch, or a drop on the window.
+    OpenRequested {
+        model: Option<String>,
+        files: Vec<String>,
     },
 }
 

@@ -257,6 +257,8 @@ impl State {
             Event::Interrupted { runs } => self.interrupted = runs,
             Event::Picked { purpose, paths } => self.take_picked(purpose, paths),
             Event::Notice { message } => self.notice = Some(message),
+            // The app acts on it: opening sends commands, which the state cannot.
+            Event::OpenRequested { .. } => {}
         }
     }
 

@@ -8,10 +8,11 @@ mod rouge;
 mod summarize;
 mod train;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use dialora::shell::OpenRequest;
 use dialora_engine::task::Cancel;
 
 #[derive(Parser)]
@@ -50,6 +51,9 @@ enum Command {
         /// A model to load at once: a folder or a Hub id.
         #[arg(long)]
         model: Option<String>,
+        /// The native window instead of the webview one (where no WebKitGTK or WebView2 runs).
+        #[arg(long)]
+        native: bool,
         /// Files to open: adapters (.dlora) to import, a transcript to summarize, data.
         files: Vec<PathBuf>,
     },
@@ -86,8 +90,12 @@ pub fn main() -> ExitCode {
     // A second Ctrl-C while stopping is ignored: the work stops at its next safe point.
     let _ = ctrlc::set_handler(move || on_interrupt.cancel());
     let command = match cli.command {
-        None => return gui(None, cli.files),
-        Some(Command::Gui { model, files }) => return gui(model, files),
+        None => return gui(None, cli.files, false),
+        Some(Command::Gui {
+            model,
+            native,
+            files,
+        }) => return gui(model, files, native),
         Some(command) => command,
     };
     let result = std::panic::catch_unwind(|| match command {
@@ -112,26 +120,52 @@ pub fn main() -> ExitCode {
 
 /// Opens the app window; the engine's errors show in the window, so only a window that cannot
 /// open ends here.
-fn gui(model: Option<String>, files: Vec<PathBuf>) -> ExitCode {
-    // A mistyped command must not open the window with a "file" of that name.
-    if let Some(missing) = files.iter().find(|f| !f.exists()) {
-        eprintln!(
-            "error: '{}' is neither a dialora command nor a file (see dialora --help)",
-            missing.display()
-        );
-        return ExitCode::from(2);
-    }
-    // Made absolute: the app resolves paths on its own threads, whatever the working folder.
-    let files = files
-        .iter()
-        .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()))
-        .map(|f| f.display().to_string())
-        .collect();
-    match dialora::native::run(model, files) {
+fn gui(model: Option<String>, files: Vec<PathBuf>, native: bool) -> ExitCode {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let files = match files_to_open(&files, &cwd) {
+        Ok(files) => files,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let opened = if native {
+        dialora::native::run(model, files)
+    } else {
+        dialora::shell::run(OpenRequest { model, files }, relaunch)
+    };
+    match opened {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::from(1)
         }
     }
+}
+
+/// The files as absolute paths, `cwd` resolving relative ones: the app opens them on its own
+/// threads, whatever its working folder.
+fn files_to_open(files: &[PathBuf], cwd: &Path) -> Result<Vec<String>, String> {
+    let files: Vec<PathBuf> = files.iter().map(|f| cwd.join(f)).collect();
+    // A mistyped command must not open the window with a "file" of that name.
+    if let Some(missing) = files.iter().find(|f| !f.exists()) {
+        return Err(format!(
+            "'{}' is neither a dialora command nor a file (see dialora --help)",
+            missing.display()
+        ));
+    }
+    Ok(files.iter().map(|f| f.display().to_string()).collect())
+}
+
+/// What a second `dialora` (a file opened from the system while the app runs) asks the running
+/// app to open; its own process then exits.
+fn relaunch(argv: Vec<String>, cwd: &str) -> Option<OpenRequest> {
+    let cli = Cli::try_parse_from(argv).ok()?;
+    let (model, files) = match cli.command {
+        None => (None, cli.files),
+        Some(Command::Gui { model, files, .. }) => (model, files),
+        Some(_) => return None,
+    };
+    let files = files_to_open(&files, Path::new(cwd)).ok()?;
+    Some(OpenRequest { model, files })
 }

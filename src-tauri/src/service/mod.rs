@@ -1,14 +1,15 @@
 //! The engine behind the app: it takes the UI's commands and runs them on a worker thread in this
 //! process, sending events back, so the UI never waits on the engine. The native window and the
-//! tests use it through [`InProcess`], the UI's [`Backend`].
+//! tests use it through [`InProcess`], the UI's [`Backend`]; the Tauri window hands its events to
+//! the webview as they come ([`InProcess::start_with_sink`]).
 
 mod library;
 pub(crate) mod settings;
 mod worker;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use dialora_engine::task::{Cancel, Progress, ProgressSink};
@@ -65,13 +66,14 @@ fn machine_memory() -> u64 {
 /// running task and waits for it to stop safely: a training run writes its checkpoint first.
 pub struct InProcess {
     commands: Option<Sender<Command>>,
-    events: Receiver<Event>,
+    /// The events for [`Backend::poll`]; none when they go to a sink.
+    events: Option<Receiver<Event>>,
     emitter: Emitter,
     cancel: Cancel,
     shutdown: Cancel,
     picker: Option<Picker>,
-    /// The settings as last saved, where dialogs open.
-    settings: Settings,
+    /// The settings as last saved or loaded, where dialogs open.
+    settings: Arc<Mutex<Settings>>,
     /// Settings to write, in order, on their own thread: never queued behind long work.
     settings_writer: Option<Sender<Settings>>,
     worker: Option<JoinHandle<()>>,
@@ -79,10 +81,36 @@ pub struct InProcess {
 }
 
 impl InProcess {
+    /// The engine with its events kept for [`Backend::poll`].
     pub fn start(config: ServiceConfig) -> Self {
-        let (command_sender, command_receiver) = mpsc::channel();
         let (event_sender, events) = mpsc::channel();
-        let emitter = Emitter(event_sender);
+        let mut service = Self::start_with_sink(config, move |event| {
+            // A closed UI is not an error for the engine.
+            let _ = event_sender.send(event);
+        });
+        service.events = Some(events);
+        service
+    }
+
+    /// The engine handing each event to `sink` as it comes, from the engine's threads.
+    pub fn start_with_sink(
+        config: ServiceConfig,
+        sink: impl Fn(Event) + Send + Sync + 'static,
+    ) -> Self {
+        let (command_sender, command_receiver) = mpsc::channel();
+        let settings = Arc::new(Mutex::new(Settings::default()));
+        let emitter = {
+            let settings = settings.clone();
+            Emitter(Arc::new(move |event: Event| {
+                if let Event::Ready {
+                    settings: loaded, ..
+                } = &event
+                {
+                    *settings.lock().unwrap_or_else(PoisonError::into_inner) = loaded.clone();
+                }
+                sink(event);
+            }))
+        };
         let (cancel, shutdown) = (Cancel::new(), Cancel::new());
         let picker = config.picker.clone();
         let (settings_writer, to_write) = mpsc::channel::<Settings>();
@@ -112,16 +140,20 @@ impl InProcess {
         };
         Self {
             commands: Some(command_sender),
-            events,
+            events: None,
             emitter,
             cancel,
             shutdown,
             picker,
-            settings: Settings::default(),
+            settings,
             settings_writer: Some(settings_writer),
             worker,
             writer,
         }
+    }
+
+    fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
+        self.settings.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Opens the dialog on its own thread: the worker may be busy, and the UI must not wait.
@@ -133,7 +165,7 @@ impl InProcess {
             });
             return;
         };
-        let settings = self.settings.clone();
+        let settings = self.settings().clone();
         let _ = std::thread::Builder::new()
             .name("dialora-dialog".into())
             .spawn(move || {
@@ -153,7 +185,7 @@ impl Backend for InProcess {
             Command::Pick { purpose } => self.pick(purpose),
             command => {
                 if let Command::SaveSettings { settings } = &command {
-                    self.settings = settings.clone();
+                    *self.settings() = settings.clone();
                     if let Some(writer) = &self.settings_writer {
                         let _ = writer.send(settings.clone());
                     }
@@ -166,13 +198,10 @@ impl Backend for InProcess {
     }
 
     fn poll(&mut self) -> Vec<Event> {
-        let events: Vec<Event> = self.events.try_iter().collect();
-        for event in &events {
-            if let Event::Ready { settings, .. } = event {
-                self.settings = settings.clone();
-            }
-        }
-        events
+        self.events
+            .as_ref()
+            .map(|events| events.try_iter().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -193,13 +222,13 @@ impl Drop for InProcess {
     }
 }
 
-/// Sends events to the UI; a closed UI is not an error for the engine.
+/// Sends events to the UI.
 #[derive(Clone)]
-pub(crate) struct Emitter(Sender<Event>);
+pub(crate) struct Emitter(Arc<dyn Fn(Event) + Send + Sync>);
 
 impl Emitter {
     pub fn emit(&self, event: Event) {
-        let _ = self.0.send(event);
+        (self.0)(event);
     }
 
     /// Progress reports of `task` as events.
