@@ -50,6 +50,15 @@ pub type Relaunch = fn(Vec<String>, &str) -> Option<OpenRequest>;
 /// (training keeps a checkpoint). A second `dialora` started meanwhile hands its files to this
 /// one, read by `relaunch`, and exits.
 pub fn run(open: OpenRequest, relaunch: Relaunch) -> Result<(), String> {
+    // GTK would abort the process without a display; this says why in one line.
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        return Err(
+            "there is no display to open the window on (neither DISPLAY nor \
+                    WAYLAND_DISPLAY is set); the subcommands work without one (dialora --help)"
+                .into(),
+        );
+    }
     let mut config = ServiceConfig::for_this_user();
     config.picker = Some(Arc::new(crate::native::pick));
     let single_instance = tauri_plugin_single_instance::init(move |app, argv, cwd| {
