@@ -146,15 +146,21 @@ fn gui(model: Option<String>, files: Vec<PathBuf>, native: bool) -> ExitCode {
 /// The files as absolute paths, `cwd` resolving relative ones: the app opens them on its own
 /// threads, whatever its working folder.
 fn files_to_open(files: &[PathBuf], cwd: &Path) -> Result<Vec<String>, String> {
-    let files: Vec<PathBuf> = files.iter().map(|f| cwd.join(f)).collect();
-    // A mistyped command must not open the window with a "file" of that name.
-    if let Some(missing) = files.iter().find(|f| !f.exists()) {
-        return Err(format!(
-            "'{}' is neither a dialora command nor a file (see dialora --help)",
-            missing.display()
-        ));
-    }
-    Ok(files.iter().map(|f| f.display().to_string()).collect())
+    files
+        .iter()
+        .map(|file| {
+            let path = cwd.join(file);
+            if path.exists() {
+                Ok(path.display().to_string())
+            } else {
+                // A mistyped command must not open the window with a "file" of that name.
+                Err(format!(
+                    "'{}' is neither a dialora command nor a file (see dialora --help)",
+                    file.display()
+                ))
+            }
+        })
+        .collect()
 }
 
 /// What a second `dialora` (a file opened from the system while the app runs) asks the running
