@@ -18,15 +18,11 @@ const ICON: &[u8] = include_bytes!("../../icons/icon-256.png");
 pub fn run(model: Option<String>, files: Vec<String>) -> Result<(), String> {
     let mut config = ServiceConfig::for_this_user();
     config.picker = Some(Arc::new(pick));
-    // Only read here: the engine loads the settings, and tells of a file it cannot read.
-    let saved_size = settings::read(&config.home)
-        .and_then(|settings| settings.ok()?.window_size)
-        .unwrap_or([1180.0, 800.0]);
     let mut viewport = egui::ViewportBuilder::default()
         .with_title("Dialora")
         .with_app_id("dialora")
-        .with_inner_size(saved_size)
-        .with_min_inner_size([760.0, 520.0]);
+        .with_inner_size(settings::window_size(&config.home))
+        .with_min_inner_size(settings::MIN_WINDOW_SIZE);
     if let Ok(icon) = eframe::icon_data::from_png_bytes(ICON) {
         viewport = viewport.with_icon(icon);
     }

@@ -19,8 +19,6 @@ use crate::service::{InProcess, ServiceConfig, settings};
 
 /// The window's label, which the app's permissions (capabilities/default.json) name.
 pub const WINDOW: &str = "main";
-const DEFAULT_SIZE: [f32; 2] = [1180.0, 800.0];
-const MIN_SIZE: [f64; 2] = [760.0, 520.0];
 
 /// What a launch asks the app to open: a model to load, and files (absolute paths).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -56,7 +54,7 @@ pub fn run(open: OpenRequest, relaunch: Relaunch) -> Result<(), String> {
         return Err(
             "there is no display to open the window on (neither DISPLAY nor \
                     WAYLAND_DISPLAY is set); the subcommands work without one (dialora --help)"
-                .into(),
+                .to_string(),
         );
     }
     let mut config = ServiceConfig::for_this_user();
@@ -95,9 +93,7 @@ pub fn builder<R: Runtime>(
     builder
         .invoke_handler(tauri::generate_handler![send])
         .setup(move |app| {
-            let size = settings::read(&config.home)
-                .and_then(|settings| settings.ok()?.window_size)
-                .unwrap_or(DEFAULT_SIZE);
+            let size = settings::window_size(&config.home);
             let service = start_service(app.handle().clone(), config, open);
             app.manage(Bridge {
                 service: Mutex::new(Some(service)),
@@ -180,10 +176,11 @@ fn start_service<R: Runtime>(
 }
 
 fn open_window<R: Runtime>(app: &App<R>, [width, height]: [f32; 2]) -> tauri::Result<()> {
+    let [min_width, min_height] = settings::MIN_WINDOW_SIZE;
     WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::App("index.html".into()))
         .title("Dialora")
         .inner_size(f64::from(width), f64::from(height))
-        .min_inner_size(MIN_SIZE[0], MIN_SIZE[1])
+        .min_inner_size(f64::from(min_width), f64::from(min_height))
         .build()?;
     Ok(())
 }

@@ -17,6 +17,17 @@ pub fn read(home: &Path) -> Option<serde_json::Result<Settings>> {
     Some(serde_json::from_str(&text))
 }
 
+/// The window's inner size in points at start: the one last saved, else a default. Only reads:
+/// the engine loads the settings, and tells of a file it cannot read.
+pub fn window_size(home: &Path) -> [f32; 2] {
+    read(home)
+        .and_then(|settings| settings.ok()?.window_size)
+        .unwrap_or([1180.0, 800.0])
+}
+
+/// The smallest window the screens are laid out for, in points.
+pub const MIN_WINDOW_SIZE: [f32; 2] = [760.0, 520.0];
+
 /// The saved settings, and a warning when the file could not be read (it is then kept aside, so
 /// that the next save does not overwrite what the user had).
 pub fn load(home: &Path) -> (Settings, Option<String>) {
