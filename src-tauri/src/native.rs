@@ -13,8 +13,8 @@ use crate::service::{InProcess, ServiceConfig, settings};
 const ICON: &[u8] = include_bytes!("../../icons/icon-256.png");
 
 /// Opens the window; with `model`, that model starts loading at once, and `files` (adapters,
-/// transcripts, data, as the system hands them over) are opened in it. Returns when it is closed,
-/// after the running task has stopped safely (training keeps a checkpoint).
+/// transcripts, data, as the system hands them over) are opened in it. Returns when it is closed
+/// (or Ctrl-C), after the running task has stopped safely (training keeps a checkpoint).
 pub fn run(model: Option<String>, files: Vec<String>) -> Result<(), String> {
     let mut config = ServiceConfig::for_this_user();
     config.picker = Some(Arc::new(pick));
@@ -33,7 +33,14 @@ pub fn run(model: Option<String>, files: Vec<String>) -> Result<(), String> {
     eframe::run_native(
         "Dialora",
         options,
-        Box::new(move |_creation| {
+        Box::new(move |creation| {
+            // Ctrl-C in the terminal that started the app closes it as the window's close
+            // button does.
+            let context = creation.egui_ctx.clone();
+            let _ = ctrlc::set_handler(move || {
+                context.send_viewport_cmd(egui::ViewportCommand::Close);
+                context.request_repaint();
+            });
             let mut app = DialoraApp::new(Box::new(InProcess::start(config)));
             app.open(model, files);
             Ok(Box::new(app))

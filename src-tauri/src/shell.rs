@@ -44,9 +44,9 @@ impl OpenRequest {
 /// when they are not a request to open the app.
 pub type Relaunch = fn(Vec<String>, &str) -> Option<OpenRequest>;
 
-/// Opens the window and runs until it is closed, after the running task has stopped safely
-/// (training keeps a checkpoint). A second `dialora` started meanwhile hands its files to this
-/// one, read by `relaunch`, and exits.
+/// Opens the window and runs until it is closed (or Ctrl-C), after the running task has stopped
+/// safely (training keeps a checkpoint). A second `dialora` started meanwhile hands its files to
+/// this one, read by `relaunch`, and exits.
 pub fn run(open: OpenRequest, relaunch: Relaunch) -> Result<(), String> {
     // GTK would abort the process without a display; this says why in one line.
     #[cfg(target_os = "linux")]
@@ -75,6 +75,9 @@ pub fn run(open: OpenRequest, relaunch: Relaunch) -> Result<(), String> {
     )
     .build(context())
     .map_err(|e| format!("cannot open the window: {e}"))?;
+    // Ctrl-C in the terminal that started the app closes it as the window's close button does.
+    let handle = app.handle().clone();
+    let _ = ctrlc::set_handler(move || handle.exit(0));
     app.run(|app, event| {
         if let RunEvent::Exit = event {
             stop(app);

@@ -85,10 +85,7 @@ pub fn main() -> ExitCode {
             message.lines().next().unwrap_or("")
         );
     }));
-    let cancel = Cancel::new();
-    let on_interrupt = cancel.clone();
-    // A second Ctrl-C while stopping is ignored: the work stops at its next safe point.
-    let _ = ctrlc::set_handler(move || on_interrupt.cancel());
+    // The windows take Ctrl-C themselves: it closes them, safely.
     let command = match cli.command {
         None => return gui(None, cli.files, false),
         Some(Command::Gui {
@@ -98,6 +95,10 @@ pub fn main() -> ExitCode {
         }) => return gui(model, files, native),
         Some(command) => command,
     };
+    let cancel = Cancel::new();
+    let on_interrupt = cancel.clone();
+    // A second Ctrl-C while stopping is ignored: the work stops at its next safe point.
+    let _ = ctrlc::set_handler(move || on_interrupt.cancel());
     let result = std::panic::catch_unwind(|| match command {
         Command::Summarize(args) => summarize::run(args, &cancel),
         Command::Train(args) => train::run(args, &cancel),
