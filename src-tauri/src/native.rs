@@ -5,17 +5,18 @@
 use std::sync::Arc;
 
 use dialora_ui::DialoraApp;
-use dialora_ui::protocol::{PickPurpose, Settings};
+use dialora_ui::protocol::{OpenRequest, PickPurpose, Settings};
 
 use crate::service::{InProcess, ServiceConfig, settings};
 
 /// The window's icon, drawn by `icons/make_icons.sh`.
 const ICON: &[u8] = include_bytes!("../../icons/icon-256.png");
 
-/// Opens the window; with `model`, that model starts loading at once, and `files` (adapters,
-/// transcripts, data, as the system hands them over) are opened in it. Returns when it is closed
-/// (or Ctrl-C), after the running task has stopped safely (training keeps a checkpoint).
-pub fn run(model: Option<String>, files: Vec<String>) -> Result<(), String> {
+/// Opens the window with what the launch asks to open: its model starts loading at once, and its
+/// files (adapters, transcripts, data, as the system hands them over) are opened in it. Returns
+/// when it is closed (or Ctrl-C), after the running task has stopped safely (training keeps a
+/// checkpoint).
+pub fn run(open: OpenRequest) -> Result<(), String> {
     let mut config = ServiceConfig::for_this_user();
     config.picker = Some(Arc::new(pick));
     let mut viewport = egui::ViewportBuilder::default()
@@ -42,7 +43,7 @@ pub fn run(model: Option<String>, files: Vec<String>) -> Result<(), String> {
                 context.request_repaint();
             });
             let mut app = DialoraApp::new(Box::new(InProcess::start(config)));
-            app.open(model, files);
+            app.open(open);
             Ok(Box::new(app))
         }),
     )

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use dialora_ui::Backend;
-use dialora_ui::protocol::{BRIDGE_EVENT, Command, Event};
+use dialora_ui::protocol::{BRIDGE_EVENT, Command, Event, OpenRequest};
 use tauri::utils::assets::{AssetKey, AssetsIter, CspHash};
 use tauri::{
     App, AppHandle, Assets, DragDropEvent, Emitter, Manager, RunEvent, Runtime, WebviewUrl,
@@ -19,26 +19,6 @@ use crate::service::{InProcess, ServiceConfig, settings};
 
 /// The window's label, which the app's permissions (capabilities/default.json) name.
 pub const WINDOW: &str = "main";
-
-/// What a launch asks the app to open: a model to load, and files (absolute paths).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct OpenRequest {
-    pub model: Option<String>,
-    pub files: Vec<String>,
-}
-
-impl OpenRequest {
-    fn is_empty(&self) -> bool {
-        self.model.is_none() && self.files.is_empty()
-    }
-
-    fn into_event(self) -> Event {
-        Event::OpenRequested {
-            model: self.model,
-            files: self.files,
-        }
-    }
-}
 
 /// Reads a later launch's arguments (and its working folder): what it asks to open, or `None`
 /// when they are not a request to open the app.
@@ -61,7 +41,7 @@ pub fn run(open: OpenRequest, relaunch: Relaunch) -> Result<(), String> {
     config.picker = Some(Arc::new(crate::native::pick));
     let single_instance = tauri_plugin_single_instance::init(move |app, argv, cwd| {
         if let Some(request) = relaunch(argv, &cwd).filter(|r| !r.is_empty()) {
-            let _ = app.emit_to(WINDOW, BRIDGE_EVENT, request.into_event());
+            to_ui(app, Event::OpenRequested(request));
         }
         if let Some(window) = app.get_webview_window(WINDOW) {
             let _ = window.unminimize();
@@ -108,7 +88,7 @@ pub fn builder<R: Runtime>(
             if let WindowEvent::DragDrop(DragDropEvent::Drop { paths, .. }) = event {
                 let files = paths.iter().map(|p| p.display().to_string()).collect();
                 let request = OpenRequest { model: None, files };
-                let _ = window.emit_to(WINDOW, BRIDGE_EVENT, request.into_event());
+                to_ui(window.app_handle(), Event::OpenRequested(request));
             }
         })
 }
@@ -161,21 +141,25 @@ fn start_service<R: Runtime>(
     config: ServiceConfig,
     open: OpenRequest,
 ) -> InProcess {
-    let pending = Mutex::new((!open.is_empty()).then(|| open.into_event()));
+    let pending = Mutex::new((!open.is_empty()).then_some(open));
     InProcess::start_with_sink(config, move |event| {
         let ready = matches!(event, Event::Ready { .. });
-        // A closed window is not an error for the engine.
-        let _ = app.emit_to(WINDOW, BRIDGE_EVENT, event);
+        to_ui(&app, event);
         if ready {
             let opening = pending
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
             if let Some(opening) = opening {
-                let _ = app.emit_to(WINDOW, BRIDGE_EVENT, opening);
+                to_ui(&app, Event::OpenRequested(opening));
             }
         }
     })
+}
+
+/// Hands an event to the UI in the window; a closed window is not an error for the engine.
+fn to_ui<R: Runtime>(app: &AppHandle<R>, event: Event) {
+    let _ = app.emit_to(WINDOW, BRIDGE_EVENT, event);
 }
 
 fn open_window<R: Runtime>(app: &App<R>, [width, height]: [f32; 2]) -> tauri::Result<()> {

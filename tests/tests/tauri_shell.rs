@@ -7,12 +7,12 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use dialora::service::ServiceConfig;
-use dialora::shell::{self, OpenRequest, WINDOW};
+use dialora::shell::{self, WINDOW};
 use dialora_tests::fixtures;
 use dialora_ui::presets::Preset;
 use dialora_ui::protocol::{
-    BRIDGE_COMMAND, BRIDGE_EVENT, Columns, Command, DataRequest, Device, Event, Outcome, Task,
-    Transcript,
+    BRIDGE_COMMAND, BRIDGE_EVENT, Columns, Command, DataRequest, Device, Event, OpenRequest,
+    Outcome, Task, Transcript,
 };
 use tauri::Listener;
 use tauri::test::{MockRuntime, get_ipc_response, mock_builder};
@@ -56,19 +56,23 @@ impl Shell {
         }
     }
 
-    /// Invokes `send` as the page's script does.
-    fn send(&self, command: Command) -> Result<(), String> {
+    /// Invokes a Tauri command as the page's script does; the error is the command's answer.
+    fn invoke(&self, command: &str, body: serde_json::Value) -> Result<(), serde_json::Value> {
         let request = InvokeRequest {
-            cmd: BRIDGE_COMMAND.into(),
+            cmd: command.into(),
             callback: tauri::ipc::CallbackFn(0),
             error: tauri::ipc::CallbackFn(1),
             url: "tauri://localhost".parse().expect("a URL"),
-            body: tauri::ipc::InvokeBody::Json(serde_json::json!({ "command": command })),
+            body: tauri::ipc::InvokeBody::Json(body),
             headers: Default::default(),
             invoke_key: tauri::test::INVOKE_KEY.to_string(),
         };
-        get_ipc_response(&self.window, request)
-            .map(|_| ())
+        get_ipc_response(&self.window, request).map(|_| ())
+    }
+
+    /// Sends one of the UI's commands through `send`.
+    fn send(&self, command: Command) -> Result<(), String> {
+        self.invoke(BRIDGE_COMMAND, serde_json::json!({ "command": command }))
             .map_err(|e| e.as_str().map_or_else(|| e.to_string(), str::to_owned))
     }
 
@@ -218,19 +222,17 @@ fn what_a_launch_opens_reaches_the_ui_once_it_is_ready() {
     };
     let shell = Shell::start(home.path(), open);
     shell.send(Command::Start).expect("the shell takes Start");
-    let events = shell.events_until("the open request", |e| {
-        matches!(e, Event::OpenRequested { .. })
-    });
+    let events = shell.events_until("the open request", |e| matches!(e, Event::OpenRequested(_)));
     assert!(
         matches!(events.first(), Some(Event::Ready { .. })),
         "Ready comes first: {events:#?}"
     );
     assert_eq!(
         events.last(),
-        Some(&Event::OpenRequested {
+        Some(&Event::OpenRequested(OpenRequest {
             model: None,
             files: vec![transcript]
-        })
+        }))
     );
 }
 
@@ -238,19 +240,13 @@ fn what_a_launch_opens_reaches_the_ui_once_it_is_ready() {
 fn commands_outside_the_apps_permissions_are_refused() {
     let home = tempfile::tempdir().expect("a temporary folder");
     let shell = Shell::start(home.path(), OpenRequest::default());
-    let request = InvokeRequest {
-        // Granted to the page: listen and unlisten; not emit, which would let it forge events.
-        cmd: "plugin:event|emit".into(),
-        callback: tauri::ipc::CallbackFn(0),
-        error: tauri::ipc::CallbackFn(1),
-        url: "tauri://localhost".parse().expect("a URL"),
-        body: tauri::ipc::InvokeBody::Json(
+    // Granted to the page: listen and unlisten; not emit, which would let it forge events.
+    let refusal = shell
+        .invoke(
+            "plugin:event|emit",
             serde_json::json!({ "event": BRIDGE_EVENT, "payload": null }),
-        ),
-        headers: Default::default(),
-        invoke_key: tauri::test::INVOKE_KEY.to_string(),
-    };
-    let refusal = get_ipc_response(&shell.window, request).expect_err("emit is not granted");
+        )
+        .expect_err("emit is not granted");
     assert!(
         refusal.to_string().contains("not allowed"),
         "refused for another reason: {refusal}"

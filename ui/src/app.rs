@@ -6,7 +6,7 @@ use std::time::Duration;
 use egui::{Key, KeyboardShortcut, Modifiers, RichText, Ui};
 
 use crate::backend::Backend;
-use crate::protocol::{Command, Event};
+use crate::protocol::{Command, Event, OpenRequest};
 use crate::screens::{self, Screen};
 use crate::state::State;
 use crate::widgets;
@@ -43,8 +43,8 @@ impl DialoraApp {
     /// Applies the engine's events that have arrived.
     pub fn receive(&mut self) {
         for event in self.backend.poll() {
-            if let Event::OpenRequested { model, files } = event {
-                self.open(model, files);
+            if let Event::OpenRequested(request) = event {
+                self.open(request);
                 continue;
             }
             self.route(&event);
@@ -217,8 +217,8 @@ impl DialoraApp {
         }
     }
 
-    /// Loads `model` when given, then opens `files` as [`Self::open_files`] does.
-    pub fn open(&mut self, model: Option<String>, files: Vec<String>) {
+    /// Loads the request's model when given, then opens its files as [`Self::open_files`] does.
+    pub fn open(&mut self, OpenRequest { model, files }: OpenRequest) {
         if let Some(model) = model {
             self.state.model_source = model.clone();
             self.send(Command::LoadModel {

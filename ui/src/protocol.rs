@@ -306,12 +306,23 @@ pub enum Event {
     Notice {
         message: String,
     },
-    /// The system asks the app to open these: a model to load, and files (adapters, transcripts,
-    /// data) from the command line, a second launch, or a drop on the window.
-    OpenRequested {
-        model: Option<String>,
-        files: Vec<String>,
-    },
+    /// The system asks the app to open something: from the command line, a second launch, or a
+    /// drop on the window.
+    OpenRequested(OpenRequest),
+}
+
+/// What the system asks the app to open: a model to load, and files (adapters, transcripts, data;
+/// absolute paths).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpenRequest {
+    pub model: Option<String>,
+    pub files: Vec<String>,
+}
+
+impl OpenRequest {
+    pub fn is_empty(&self) -> bool {
+        self.model.is_none() && self.files.is_empty()
+    }
 }
 
 /// How a task ended.

@@ -258,7 +258,7 @@ impl State {
             Event::Picked { purpose, paths } => self.take_picked(purpose, paths),
             Event::Notice { message } => self.notice = Some(message),
             // The app acts on it: opening sends commands, which the state cannot.
-            Event::OpenRequested { .. } => {}
+            Event::OpenRequested(_) => {}
         }
     }
 

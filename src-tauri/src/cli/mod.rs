@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use dialora::shell::OpenRequest;
 use dialora_engine::task::Cancel;
+use dialora_ui::protocol::OpenRequest;
 
 #[derive(Parser)]
 #[command(
@@ -130,10 +130,11 @@ fn gui(model: Option<String>, files: Vec<PathBuf>, native: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let open = OpenRequest { model, files };
     let opened = if native {
-        dialora::native::run(model, files)
+        dialora::native::run(open)
     } else {
-        dialora::shell::run(OpenRequest { model, files }, relaunch)
+        dialora::shell::run(open, relaunch)
     };
     match opened {
         Ok(()) => ExitCode::SUCCESS,
