@@ -36,6 +36,23 @@ pub struct AdapterFiles {
     pub card: Option<String>,
 }
 
+impl AdapterFiles {
+    /// The prompt template the adapter was trained with, when its card records one (adapters
+    /// from PEFT have none, and are used with the reference prompt).
+    pub fn prompt_template(&self) -> Option<String> {
+        card_prompt_template(self.card.as_deref())
+    }
+}
+
+/// The `prompt_template` of a card (JSON), when it has a usable one.
+fn card_prompt_template(card: Option<&str>) -> Option<String> {
+    let card: serde_json::Value = serde_json::from_str(card?).ok()?;
+    card.get("prompt_template")?
+        .as_str()
+        .filter(|t| t.contains("{dialogue}"))
+        .map(str::to_string)
+}
+
 /// Reads a PEFT adapter folder (or the path of its `adapter_config.json`) or a single-file adapter.
 pub fn read(path: &Path, device: &Device) -> Result<AdapterFiles> {
     let folder = if path.is_file() {
@@ -344,6 +361,9 @@ pub struct Description {
     pub bytes: u64,
     /// The modules adapted, grouped by their last name (`q`: 12).
     pub modules_by_name: BTreeMap<String, usize>,
+    /// The prompt it was trained with, used with it unless told otherwise (none: the reference
+    /// prompt).
+    pub prompt_template: Option<String>,
     /// What dialora recorded when it trained the adapter: base model, data, steps, losses, ROUGE.
     pub card: Option<serde_json::Value>,
 }
@@ -360,6 +380,7 @@ pub fn describe(path: &Path) -> Result<Description> {
         .iter()
         .map(|(_, a, b)| a.elem_count() + b.elem_count())
         .sum();
+    let prompt_template = files.prompt_template();
     let config = files.config;
     Ok(Description {
         path: path.display().to_string(),
@@ -380,6 +401,7 @@ pub fn describe(path: &Path) -> Result<Description> {
         parameters,
         bytes: files.bytes,
         modules_by_name,
+        prompt_template,
         card: files
             .card
             .as_deref()

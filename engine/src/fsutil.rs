@@ -1,5 +1,6 @@
 //! Writing files so that a crash never leaves one half-written: a temporary file beside the target,
-//! flushed to disk, then renamed over it.
+//! flushed to disk, renamed over it, and the folder flushed so that the rename itself survives a
+//! power cut.
 
 use std::io::Write;
 use std::path::Path;
@@ -33,7 +34,18 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
     temporary
         .persist(path)
         .map_err(|e| Error::file(path, e.error))?;
+    sync_folder(folder);
     Ok(())
+}
+
+/// Flushes a folder's entries (where the system allows opening a folder to do so).
+fn sync_folder(folder: &Path) {
+    #[cfg(unix)]
+    if let Ok(handle) = std::fs::File::open(folder) {
+        let _ = handle.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = folder;
 }
 
 /// Fault injection for the end-to-end tests: with `DIALORA_CRASH_BEFORE_RENAME=NAME[:N]` the

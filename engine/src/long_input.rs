@@ -5,7 +5,7 @@
 //! summarized again, level after level, until they fit one window. The adapter and generation
 //! settings apply at every level.
 
-use crate::data::{Speakers, Turn, render};
+use crate::data::{Dialogue, Speakers, Turn, render};
 use crate::error::{Error, Result};
 use crate::summarize::{SummarizeSettings, Summarizer};
 use crate::task::{Cancel, ProgressSink};
@@ -269,4 +269,70 @@ pub fn summarize_long(
         levels,
         windows: first_windows,
     })
+}
+
+/// Which dialogues are summarized window by window when they do not fit the source window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LongInput {
+    /// Transcripts are windowed; rows of data sets are cut, as transformers' truncation does.
+    Auto,
+    Window,
+    Cut,
+}
+
+/// Summaries of many dialogues: those that fit the source window (or are to be cut to it)
+/// together in batches, the longer ones window by window; and how many were cut.
+#[allow(clippy::too_many_arguments)]
+pub fn summarize_all(
+    summarizer: &Summarizer,
+    dialogues: &[Dialogue],
+    speakers: Speakers,
+    long_input: LongInput,
+    adapter: Option<&str>,
+    settings: &SummarizeSettings,
+    cancel: &Cancel,
+    progress: &dyn ProgressSink,
+) -> Result<(Vec<LongSummary>, usize)> {
+    let tokenizer = &summarizer.model.tokenizer;
+    let mut fits = Vec::with_capacity(dialogues.len());
+    for dialogue in dialogues {
+        let windowed = match long_input {
+            LongInput::Auto => dialogue.transcript,
+            LongInput::Window => true,
+            LongInput::Cut => false,
+        };
+        let prompt = settings.prompt(&dialogue.dialogue);
+        let length = tokenizer.encode(&prompt, usize::MAX)?.ids.len();
+        fits.push(!windowed || length <= settings.max_source_length);
+    }
+    let short: Vec<String> = dialogues
+        .iter()
+        .zip(&fits)
+        .filter(|(_, fits)| **fits)
+        .map(|(d, _)| d.dialogue.clone())
+        .collect();
+    let short_summaries = summarizer.summarize(&short, adapter, settings, cancel, progress)?;
+    let cut = short_summaries.iter().filter(|s| s.truncated).count();
+    let mut short_summaries = short_summaries.into_iter();
+    let mut summaries = Vec::with_capacity(dialogues.len());
+    for (dialogue, fits) in dialogues.iter().zip(fits) {
+        if fits {
+            summaries.push(LongSummary {
+                summary: short_summaries.next().map(|s| s.text).unwrap_or_default(),
+                levels: Vec::new(),
+                windows: 1,
+            });
+        } else {
+            summaries.push(summarize_long(
+                summarizer,
+                &dialogue.turns,
+                speakers,
+                adapter,
+                settings,
+                cancel,
+                progress,
+            )?);
+        }
+    }
+    Ok((summaries, cut))
 }

@@ -16,6 +16,50 @@ use crate::tokenize::PaddedBatch;
 /// The prompt of the reference workflow (the PEFT + Flan-T5 + DialogSum notebook).
 pub const DEFAULT_PROMPT: &str = "Summarize the following conversation.\n\n{dialogue}\n\nSummary: ";
 
+/// A kind of summary a person can ask for: a prompt template with a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    /// What `--style` takes.
+    pub id: &'static str,
+    pub label: &'static str,
+    pub template: &'static str,
+}
+
+/// The styles offered by name; a person's own instruction is any template with `{dialogue}`.
+pub const STYLES: [Style; 4] = [
+    Style {
+        id: "summary",
+        label: "Summary (as DialogSum)",
+        template: DEFAULT_PROMPT,
+    },
+    Style {
+        id: "minutes",
+        label: "Meeting minutes",
+        template: "Write the minutes of the following meeting.\n\n{dialogue}\n\nMinutes: ",
+    },
+    Style {
+        id: "action-items",
+        label: "Action items",
+        template: "List the action items agreed in the following conversation: who will do what, and by when.\n\n{dialogue}\n\nAction items: ",
+    },
+    Style {
+        id: "decisions",
+        label: "Decisions and open questions",
+        template: "What was decided in the following conversation, and which questions are still open?\n\n{dialogue}\n\nDecisions and open questions: ",
+    },
+];
+
+/// The style named `id`, or the list of names when there is none.
+pub fn style(id: &str) -> Result<&'static Style> {
+    STYLES.iter().find(|s| s.id == id).ok_or_else(|| {
+        let names: Vec<&str> = STYLES.iter().map(|s| s.id).collect();
+        Error::settings(format!(
+            "--style \"{id}\" is not a style; choose one of {}",
+            names.join(", ")
+        ))
+    })
+}
+
 /// How to turn dialogues into summaries.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SummarizeSettings {
@@ -68,6 +112,10 @@ pub struct Summary {
 pub struct Summarizer {
     pub model: LoadedModel,
     adapters: BTreeMap<String, Adapter>,
+    /// The prompt template each adapter was trained with, when it records one.
+    templates: BTreeMap<String, String>,
+    /// The template of an adapter merged into the base weights.
+    merged_template: Option<String>,
 }
 
 impl Summarizer {
@@ -75,15 +123,35 @@ impl Summarizer {
         Self {
             model,
             adapters: BTreeMap::new(),
+            templates: BTreeMap::new(),
+            merged_template: None,
         }
     }
 
     /// Attaches an adapter under `name`, checking that it fits this model.
     pub fn add_adapter(&mut self, name: &str, files: AdapterFiles) -> Result<()> {
+        let template = files.prompt_template();
         let adapter = Adapter::new(files.config, files.weights, &self.model.t5.linear_shapes())
             .map_err(|e| Error::invalid(&files.folder, e.to_string()))?;
         self.adapters.insert(name.to_string(), adapter);
+        match template {
+            Some(template) => self.templates.insert(name.to_string(), template),
+            None => self.templates.remove(name),
+        };
         Ok(())
+    }
+
+    /// The prompt template for a request with `adapter`: `explicit` when the user gave one, else
+    /// the template the adapter was trained with, else the reference prompt.
+    pub fn prompt_template(&self, adapter: Option<&str>, explicit: Option<&str>) -> String {
+        let trained = match adapter {
+            Some(name) => self.templates.get(name),
+            None => self.merged_template.as_ref(),
+        };
+        explicit
+            .map(str::to_string)
+            .or_else(|| trained.cloned())
+            .unwrap_or_else(|| DEFAULT_PROMPT.to_string())
     }
 
     pub fn adapter(&self, name: &str) -> Result<&Adapter> {
@@ -97,7 +165,9 @@ impl Summarizer {
     pub fn merge(&mut self, name: &str) -> Result<()> {
         let adapter = self.adapter(name)?.clone();
         self.model.t5.merge_adapter(&adapter)?;
+        self.merged_template = self.templates.get(name).cloned();
         self.adapters.clear();
+        self.templates.clear();
         Ok(())
     }
 

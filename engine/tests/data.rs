@@ -205,3 +205,41 @@ fn splits_are_seeded_and_disjoint() {
     assert_eq!(split(dialogues, 0.34, 3).1, validation);
     assert!(!train.contains(&validation[0]));
 }
+
+#[test]
+fn validation_is_held_out_of_reviewed_summaries_only() {
+    let dialogue = |i: usize, summary: Option<&str>, draft: bool| dialora_engine::data::Dialogue {
+        id: Some(serde_json::Value::from(format!("d{i}"))),
+        dialogue: format!("Anna: line {i}"),
+        turns: Vec::new(),
+        summaries: summary.map(String::from).into_iter().collect(),
+        file: "set.jsonl".into(),
+        line: i + 1,
+        transcript: false,
+        draft,
+    };
+    // Five accepted summaries, three drafts and two dialogues without any.
+    let dialogues: Vec<dialora_engine::data::Dialogue> = (0..10)
+        .map(|i| match i {
+            0..5 => dialogue(i, Some("accepted"), false),
+            5..8 => dialogue(i, Some("draft"), true),
+            _ => dialogue(i, None, false),
+        })
+        .collect();
+    let (train, held) = dialora_engine::data::split_for_validation(dialogues.clone(), 0.1, 42);
+    assert_eq!(
+        (train.len(), held.len()),
+        (9, 1),
+        "never zero with five or more"
+    );
+    assert!(held.iter().all(|d| d.reviewed_summary().is_some()));
+    let (_, held) = dialora_engine::data::split_for_validation(dialogues.clone(), 0.5, 42);
+    assert_eq!(held.len(), 3, "half of the five reviewed ones, rounded");
+    // One reviewed summary is kept for training, never held out alone.
+    let (train, held) =
+        dialora_engine::data::split_for_validation(dialogues[4..].to_vec(), 0.5, 42);
+    assert_eq!((train.len(), held.len()), (6, 0));
+    // `data convert`'s split is of every dialogue.
+    let (_, held) = dialora_engine::data::split(dialogues, 0.5, 42);
+    assert_eq!(held.len(), 5);
+}

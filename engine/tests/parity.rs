@@ -283,3 +283,47 @@ fn dialora_writes_the_adapter_peft_recorded() {
         assert!(now == then, "{file} differs from the one PEFT loaded");
     }
 }
+
+#[test]
+fn an_adapter_keeps_the_prompt_it_was_trained_with_through_export_and_import() {
+    // fixtures/adapters/styled-dialora was trained by `dialora train --style minutes`, and
+    // styled.dlora exported from it; PEFT loaded both for the cases above.
+    let minutes = dialora_engine::summarize::style("minutes")
+        .unwrap()
+        .template;
+    let imported = tempfile::tempdir().unwrap();
+    adapter::import(&fixtures().join("adapters/styled.dlora"), imported.path()).unwrap();
+    let folders = [
+        fixtures().join("adapters/styled-dialora"),
+        fixtures().join("adapters/styled.dlora"),
+        imported.path().to_path_buf(),
+    ];
+    let mut summarizer = Summarizer::new(load_model("t5-gated"));
+    for (index, folder) in folders.iter().enumerate() {
+        let files = adapter::read(folder, &Device::Cpu).unwrap();
+        assert_eq!(
+            files.prompt_template().as_deref(),
+            Some(minutes),
+            "{folder:?}"
+        );
+        summarizer
+            .add_adapter(&format!("styled-{index}"), files)
+            .unwrap();
+    }
+    let peft = adapter::read(&fixtures().join("adapters/gated-a"), &Device::Cpu).unwrap();
+    assert_eq!(
+        peft.prompt_template(),
+        None,
+        "PEFT's own adapters carry none"
+    );
+    summarizer.add_adapter("peft", peft).unwrap();
+    assert_eq!(summarizer.prompt_template(Some("styled-2"), None), minutes);
+    assert_eq!(
+        summarizer.prompt_template(Some("styled-2"), Some("Say it: {dialogue}")),
+        "Say it: {dialogue}",
+        "what the user asks for wins"
+    );
+    let reference = dialora_engine::summarize::DEFAULT_PROMPT;
+    assert_eq!(summarizer.prompt_template(Some("peft"), None), reference);
+    assert_eq!(summarizer.prompt_template(None, None), reference);
+}

@@ -85,5 +85,12 @@ pub(crate) fn pick(purpose: PickPurpose, settings: &Settings) -> Vec<String> {
         PickPurpose::ImportAdapter => one(dialog
             .add_filter("Adapters", &["dlora", "safetensors"])
             .pick_file()),
+        PickPurpose::ExportDataset => one(dialog
+            .add_filter("Dialogues (JSONL)", &["jsonl"])
+            .set_file_name("dataset.jsonl")
+            .save_file()),
+        PickPurpose::ImportDataset => one(dialog
+            .add_filter("Dialogues", &["jsonl", "json", "csv", "tsv"])
+            .pick_file()),
     }
 }

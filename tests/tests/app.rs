@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use dialora::service::{InProcess, ServiceConfig};
 use dialora_tests::fixtures;
 use dialora_ui::DialoraApp;
+use dialora_ui::protocol::ReviewStatus;
 use dialora_ui::screens::Screen;
 use dialora_ui::state::State;
 use egui::accesskit::Role;
@@ -114,7 +115,8 @@ fn go_to(harness: &mut Harness<'_, DialoraApp>, screen: Screen) {
     assert_eq!(harness.state().screen, screen);
 }
 
-fn load_model_and_data(harness: &mut Harness<'_, DialoraApp>) {
+fn load_model(harness: &mut Harness<'_, DialoraApp>) {
+    go_to(harness, Screen::Model);
     harness.state_mut().state.model_source.clear();
     let model = fixtures().join("t5-gated");
     type_into(
@@ -124,6 +126,10 @@ fn load_model_and_data(harness: &mut Harness<'_, DialoraApp>) {
     );
     click(harness, "Load model");
     wait(harness, "the model", |s| s.model.is_some());
+}
+
+fn load_model_and_data(harness: &mut Harness<'_, DialoraApp>) {
+    load_model(harness);
     let data = fixtures().join("data/support.csv");
     type_into(harness, "Data files", &data.display().to_string());
     harness.state_mut().state.validation_percent = 25.0;
@@ -254,6 +260,219 @@ fn a_user_goes_from_a_csv_to_a_shared_adapter_and_a_saved_summary() {
     click(&mut harness, "Save");
     wait_idle(&mut harness);
     assert_eq!(std::fs::read_to_string(&saved).unwrap(), summary.text);
+}
+
+/// The review's items as (status, summary) pairs.
+fn decisions(state: &State) -> Vec<(ReviewStatus, Option<String>)> {
+    let review = state.review.as_ref().expect("a review is open");
+    review
+        .view
+        .items
+        .iter()
+        .map(|i| (i.status, i.summary.clone()))
+        .collect()
+}
+
+/// Accepts the current draft with Ctrl+Enter, after adding `edit` to it when given (or any word
+/// when the draft is empty, since an empty summary cannot be accepted).
+fn accept(harness: &mut Harness<'_, DialoraApp>, edit: Option<&str>, with_button: bool) {
+    let empty = harness
+        .state()
+        .state
+        .review
+        .as_ref()
+        .unwrap()
+        .text
+        .trim()
+        .is_empty();
+    match (edit, empty) {
+        (Some(words), _) => type_into(harness, "Summary", words),
+        (None, true) => type_into(harness, "Summary", "meeting"),
+        (None, false) => {}
+    }
+    if with_button {
+        click(harness, "Accept");
+    } else {
+        harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
+        harness.run_steps(2);
+    }
+}
+
+#[test]
+fn transcripts_without_summaries_become_an_adapter_by_correcting_drafts() {
+    let home = tempfile::tempdir().unwrap();
+    let mut harness = app(home.path(), PLENTY);
+    load_model(&mut harness);
+    let folder = fixtures().join("data/meetings");
+    type_into(&mut harness, "Data files", &folder.display().to_string());
+    click(&mut harness, "Import");
+    wait(&mut harness, "the transcripts", |s| s.data.is_some());
+    let data = harness.state().state.data.clone().unwrap();
+    assert_eq!((data.dialogues, data.with_summary), (6, 0));
+    assert!(shown(&harness, "No dialogue has a summary yet"));
+    click(&mut harness, "Review drafts");
+    assert_eq!(harness.state().screen, Screen::Review);
+
+    // A style of its own, chosen before drafting.
+    let minutes = harness
+        .state()
+        .state
+        .styles
+        .iter()
+        .find(|s| s.id == "minutes")
+        .expect("the minutes style")
+        .template
+        .clone();
+    {
+        let state = &mut harness.state_mut().state;
+        state.new_dataset_name = "meetings".into();
+        state.review_style = minutes.clone();
+    }
+    harness.run_steps(2);
+    click(&mut harness, "Create and draft");
+    wait(&mut harness, "six drafts", |s| {
+        !s.busy()
+            && s.review
+                .as_ref()
+                .is_some_and(|r| r.view.items.iter().all(|i| i.drafted.is_some()))
+    });
+    let review = harness.state().state.review.clone().unwrap();
+    assert_eq!(review.view.entry.dialogues, 6);
+    assert!(
+        review
+            .view
+            .items
+            .iter()
+            .all(|i| i.draft && !i.turns.is_empty())
+    );
+    assert!(shown(&harness, "0 of 6 reviewed · 0 accepted"));
+    assert!(shown(
+        &harness,
+        "Round 1, drafted by the model alone: 6 drafts"
+    ));
+
+    // Two drafts edited, two accepted as they are, two skipped.
+    accept(&mut harness, Some(" The team agreed."), false);
+    accept(&mut harness, Some(" Ben will call."), true);
+    accept(&mut harness, None, false);
+    accept(&mut harness, None, true);
+    click(&mut harness, "Skip");
+    click(&mut harness, "Skip");
+    wait(&mut harness, "six decisions saved", |s| {
+        s.review
+            .as_ref()
+            .is_some_and(|r| r.view.entry.reviewed == 6 && r.view.entry.accepted == 4)
+    });
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::ArrowUp);
+    harness.run_steps(2);
+    let position = harness.state().state.review.as_ref().unwrap().position();
+    let kept = decisions(&harness.state().state);
+    assert!(kept[0].1.as_deref().unwrap().ends_with("The team agreed."));
+    assert!(shown(&harness, "6 of 6 reviewed · 4 accepted"));
+
+    // The window goes away mid-review; the next launch opens the review where it was.
+    drop(harness);
+    let mut harness = app(home.path(), PLENTY);
+    wait(&mut harness, "the review to reopen", |s| s.review.is_some());
+    assert_eq!(harness.state().screen, Screen::Review);
+    assert_eq!(
+        harness.state().state.review.as_ref().unwrap().position(),
+        position
+    );
+    assert_eq!(
+        decisions(&harness.state().state),
+        kept,
+        "every decision kept"
+    );
+    assert!(shown(&harness, "\"meetings\""));
+
+    // Train on the accepted summaries: the preset adapts to a handful of them.
+    load_model(&mut harness);
+    go_to(&mut harness, Screen::Review);
+    click(&mut harness, "Train on this dataset");
+    wait(&mut harness, "the dataset as data", |s| s.data.is_some());
+    assert_eq!(harness.state().screen, Screen::Train);
+    let data = harness.state().state.data.clone().unwrap();
+    assert_eq!((data.with_summary, data.drafts), (4, 2));
+    assert!(data.validation >= 1, "{data:?}");
+    let train = harness.state().state.train.clone();
+    assert_eq!(train.prompt_template.as_deref(), Some(minutes.as_str()));
+    assert!(
+        train.batch_size <= data.train_examples && train.epochs > 1,
+        "{train:?}"
+    );
+    assert!(shown(&harness, "Chosen for"));
+    harness.state_mut().state.adapter_name = "meetings-v1".into();
+    click(&mut harness, "Start training");
+    wait(&mut harness, "the end of training", |s| {
+        s.training.as_ref().is_some_and(|t| t.finished)
+    });
+    let view = harness.state().state.training.clone().unwrap();
+    assert!(
+        view.warnings
+            .iter()
+            .any(|w| w.contains("2 dialogues left out")),
+        "{:?}",
+        view.warnings
+    );
+    let entry = harness.state().state.library[0].clone();
+    assert_eq!(entry.prompt_template.as_deref(), Some(minutes.as_str()));
+
+    // The new adapter drafts the rest; the second round's figure is shown beside the first's.
+    go_to(&mut harness, Screen::Review);
+    click(&mut harness, "Draft the rest with meetings-v1");
+    wait(&mut harness, "the second round", |s| {
+        !s.busy()
+            && s.review.as_ref().is_some_and(|r| {
+                r.view
+                    .items
+                    .iter()
+                    .filter(|i| i.drafted_by.as_deref() == Some("meetings-v1"))
+                    .count()
+                    == 2
+            })
+    });
+    let pending: Vec<usize> = decisions(&harness.state().state)
+        .iter()
+        .enumerate()
+        .filter(|(_, (status, _))| *status != ReviewStatus::Accepted)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(pending.len(), 2);
+    harness
+        .state_mut()
+        .state
+        .review
+        .as_mut()
+        .unwrap()
+        .go_to(pending[0]);
+    harness.run_steps(2);
+    accept(&mut harness, Some(" Done."), false);
+    accept(&mut harness, None, false);
+    wait(&mut harness, "every dialogue accepted", |s| {
+        s.review
+            .as_ref()
+            .is_some_and(|r| r.view.entry.accepted == 6)
+    });
+    assert!(shown(
+        &harness,
+        "Round 2, drafted by meetings-v1: 2 drafts, 2 accepted"
+    ));
+    assert!(shown(&harness, "edits than the model alone's"));
+
+    // Summarize with the adapter: the engine is given the prompt it was trained with.
+    go_to(&mut harness, Screen::Summarize);
+    type_into(
+        &mut harness,
+        "Transcript file:",
+        &folder.join("clinic.vtt").display().to_string(),
+    );
+    click(&mut harness, "Summarize");
+    wait(&mut harness, "the summary", |s| s.summary.is_some());
+    let summary = harness.state().state.summary.clone().unwrap();
+    assert_eq!(summary.adapter.as_deref(), Some("meetings-v1"));
+    assert_eq!(summary.prompt_template, minutes);
+    assert!(shown(&harness, "Meeting minutes"));
 }
 
 #[test]

@@ -142,7 +142,7 @@ fn the_webview_commands_drive_the_engine_from_a_model_to_a_summary() {
     };
     assert_eq!((data.train, data.validation), (9, 3), "{data:?}");
 
-    let mut settings = Preset::Quick.options();
+    let mut settings = Preset::Quick.options(data.train, None);
     settings.rank = 4;
     settings.batch_size = 3;
     settings.max_steps = Some(2);
@@ -196,6 +196,7 @@ fn the_webview_commands_drive_the_engine_from_a_model_to_a_summary() {
                 .into(),
         },
         adapter: Some("support".into()),
+        prompt_template: None,
     });
     let Some(Event::Summary(summary)) = summarized.iter().find(|e| matches!(e, Event::Summary(_)))
     else {

@@ -49,8 +49,16 @@ impl DialoraApp {
             }
             self.route(&event);
             let loaded = matches!(event, Event::ModelLoaded(_));
+            let opened = matches!(event, Event::Dataset(_));
+            let ready = matches!(event, Event::Ready { .. });
             self.state.apply(event);
-            if loaded {
+            if ready && !self.state.settings.last_dataset.is_empty() {
+                // The review opens where it stopped.
+                self.send(Command::OpenDataset {
+                    name: self.state.settings.last_dataset.clone(),
+                });
+            }
+            if loaded || opened {
                 // The next launch offers the same model.
                 self.send(Command::SaveSettings {
                     settings: self.state.settings.clone(),
@@ -66,6 +74,11 @@ impl DialoraApp {
                 self.screen = Screen::Data
             }
             Event::Evaluated(_) => self.screen = Screen::Evaluate,
+            Event::Dataset(_) => self.screen = Screen::Review,
+            Event::DataImported(_) if self.state.train_after_import => {
+                self.state.train_after_import = false;
+                self.screen = Screen::Train;
+            }
             Event::Summary(_) => self.screen = Screen::Summarize,
             _ => {}
         }
@@ -112,7 +125,21 @@ impl DialoraApp {
                 });
         });
 
-        widgets::confirm_delete(ui, &mut self.state.confirm_delete, &mut out);
+        if let Some(screen) = self.state.requested_screen.take() {
+            self.screen = screen;
+        }
+        widgets::confirm_delete(
+            ui,
+            &mut self.state.confirm_delete,
+            |name| Command::DeleteAdapter { name },
+            &mut out,
+        );
+        widgets::confirm_delete(
+            ui,
+            &mut self.state.confirm_delete_dataset,
+            |name| Command::DeleteDataset { name },
+            &mut out,
+        );
         for command in out {
             self.send(command);
         }
@@ -161,6 +188,7 @@ impl DialoraApp {
             Key::Num5,
             Key::Num6,
             Key::Num7,
+            Key::Num8,
         ];
         for (key, screen) in keys.into_iter().zip(Screen::ALL) {
             let shortcut = KeyboardShortcut::new(Modifiers::COMMAND, key);
@@ -173,7 +201,8 @@ impl DialoraApp {
             out.push(Command::Cancel);
         }
         let run = KeyboardShortcut::new(Modifiers::COMMAND, Key::Enter);
-        if !self.state.busy() && ui.input_mut(|i| i.consume_shortcut(&run)) {
+        let review = self.screen == Screen::Review;
+        if !review && !self.state.busy() && ui.input_mut(|i| i.consume_shortcut(&run)) {
             out.extend(screens::main_action(self.screen, &self.state));
         }
     }
@@ -265,8 +294,16 @@ fn status_bar(ui: &mut Ui, state: &State, out: &mut Vec<Command>) {
             } else {
                 0.0
             };
+            let left = running
+                .eta_s
+                .filter(|_| running.done < running.total)
+                .map(|s| format!(" · {} left", widgets::duration(s)))
+                .unwrap_or_default();
             let text = if running.total > 0 {
-                format!("{}: {} of {}", running.stage, running.done, running.total)
+                format!(
+                    "{}: {} of {}{left}",
+                    running.stage, running.done, running.total
+                )
             } else {
                 format!("{}…", running.stage)
             };

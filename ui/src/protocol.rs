@@ -43,10 +43,57 @@ pub enum Command {
     ExportReport {
         folder: String,
     },
-    /// Summarizes a transcript: pasted text, or a file.
+    /// Summarizes a transcript: pasted text, or a file. Without a template, the adapter's own is
+    /// used, else the reference prompt.
     Summarize {
         transcript: Transcript,
         adapter: Option<String>,
+        prompt_template: Option<String>,
+    },
+    /// Makes a dataset `name` of the imported dialogues, for review; drafts are asked separately.
+    CreateDataset {
+        name: String,
+        style: String,
+    },
+    /// Drafts a summary with `adapter` (or the model alone) for every dialogue of the dataset not
+    /// accepted yet, in the prompt `style`; each batch is saved as it comes.
+    DraftDataset {
+        name: String,
+        adapter: Option<String>,
+        style: String,
+    },
+    /// Opens a dataset for review: answered by [`Event::Dataset`].
+    OpenDataset {
+        name: String,
+    },
+    /// Records a person's decision on dialogue `index` and moves the review to `next`; saved at
+    /// once.
+    Review {
+        name: String,
+        index: usize,
+        decision: Decision,
+        next: usize,
+    },
+    /// Moves the review to dialogue `index` (kept for the next launch).
+    ReviewAt {
+        name: String,
+        index: usize,
+    },
+    RenameDataset {
+        name: String,
+        new_name: String,
+    },
+    DeleteDataset {
+        name: String,
+    },
+    /// Writes the dataset as one DialogSum-shaped JSONL file.
+    ExportDataset {
+        name: String,
+        file: String,
+    },
+    /// Makes a dataset of a JSONL file (one exported before, or any data file).
+    ImportDataset {
+        path: String,
     },
     /// Saves text (a summary) to a file.
     SaveText {
@@ -89,6 +136,15 @@ impl Command {
             Command::Train { .. } | Command::Resume { .. } => Some(Task::Train),
             Command::Evaluate { .. } | Command::ExportReport { .. } => Some(Task::Evaluate),
             Command::Summarize { .. } | Command::SaveText { .. } => Some(Task::Summarize),
+            Command::CreateDataset { .. } | Command::DraftDataset { .. } => Some(Task::Draft),
+            // Quick file work on a thread of its own, so a review goes on while drafts are made.
+            Command::OpenDataset { .. }
+            | Command::Review { .. }
+            | Command::ReviewAt { .. }
+            | Command::RenameDataset { .. }
+            | Command::DeleteDataset { .. }
+            | Command::ExportDataset { .. }
+            | Command::ImportDataset { .. } => None,
             Command::RenameAdapter { .. }
             | Command::DeleteAdapter { .. }
             | Command::ExportAdapter { .. }
@@ -97,6 +153,16 @@ impl Command {
             Command::SaveSettings { .. } => None,
         }
     }
+}
+
+/// What a person decided about a draft.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// The summary as the person left it: the draft, edited or not.
+    Accept { text: String },
+    /// Not now: the dialogue is drafted again by the next round.
+    Skip,
 }
 
 /// Where a transcript comes from.
@@ -166,6 +232,9 @@ pub struct TrainOptions {
     pub max_source_length: usize,
     /// Validation loss every this many steps.
     pub eval_every: usize,
+    /// The prompt it learns to answer; `None` is the reference prompt. The adapter keeps it.
+    #[serde(default)]
+    pub prompt_template: Option<String>,
     /// A checkpoint every this many steps.
     pub checkpoint_every: usize,
     pub seed: u64,
@@ -184,6 +253,8 @@ pub struct Settings {
     pub export_folder: String,
     /// The window's inner size when it was last resized, in points.
     pub window_size: Option<[f32; 2]>,
+    /// The dataset under review, opened again at the next launch.
+    pub last_dataset: String,
 }
 
 impl Default for Settings {
@@ -195,6 +266,7 @@ impl Default for Settings {
             data_folder: String::new(),
             export_folder: String::new(),
             window_size: None,
+            last_dataset: String::new(),
         }
     }
 }
@@ -210,6 +282,8 @@ pub enum PickPurpose {
     ReportFolder,
     ExportAdapter,
     ImportAdapter,
+    ExportDataset,
+    ImportDataset,
 }
 
 /// The kinds of long work, one at a time.
@@ -222,6 +296,7 @@ pub enum Task {
     Evaluate,
     Summarize,
     Library,
+    Draft,
 }
 
 impl Task {
@@ -233,6 +308,7 @@ impl Task {
             Task::Evaluate => "Evaluating",
             Task::Summarize => "Summarizing",
             Task::Library => "Updating the adapter library",
+            Task::Draft => "Drafting summaries",
         }
     }
 }
@@ -253,6 +329,9 @@ pub enum Event {
         library: Vec<AdapterEntry>,
         /// Runs that stopped before their end and can be resumed.
         interrupted: Vec<InterruptedRun>,
+        datasets: Vec<DatasetEntry>,
+        /// The kinds of summary offered by name.
+        styles: Vec<StyleChoice>,
     },
     TaskStarted {
         task: Task,
@@ -262,6 +341,9 @@ pub enum Event {
         stage: String,
         done: u64,
         total: u64,
+        /// Seconds left, when the task can tell.
+        #[serde(default)]
+        eta_s: Option<f64>,
     },
     /// The task ended; `error` says why when it failed.
     TaskEnded {
@@ -298,12 +380,23 @@ pub enum Event {
     Interrupted {
         runs: Vec<InterruptedRun>,
     },
+    Datasets {
+        datasets: Vec<DatasetEntry>,
+    },
+    /// A dataset opened for review, whole.
+    Dataset(DatasetView),
+    /// Dialogues of the open dataset that changed (drafted, accepted, skipped), and its figures.
+    DatasetChanged(DatasetChange),
     Picked {
         purpose: PickPurpose,
         paths: Vec<String>,
     },
     /// Something done that the user should hear of (a file written).
     Notice {
+        message: String,
+    },
+    /// A quick command (one that runs as no task) failed.
+    Error {
         message: String,
     },
     /// The system asks the app to open something: from the command line, a second launch, or a
@@ -358,9 +451,14 @@ pub struct DataSummary {
     pub sources: Vec<String>,
     pub format: String,
     pub dialogues: usize,
+    /// Dialogues with a summary a person wrote or accepted.
     pub with_summary: usize,
+    /// Dialogues whose summary is a draft nobody accepted yet (left out of training).
+    pub drafts: usize,
     pub speakers: usize,
     pub train: usize,
+    /// Training dialogues with a summary to learn from.
+    pub train_examples: usize,
     pub validation: usize,
     pub warnings: Vec<String>,
     pub preview: Vec<PreviewRow>,
@@ -371,6 +469,9 @@ pub struct PreviewRow {
     pub id: String,
     pub dialogue: String,
     pub summary: String,
+    /// Whether the summary is a draft nobody accepted yet.
+    #[serde(default)]
+    pub draft: bool,
 }
 
 /// A training run's expected cost, before it starts.
@@ -434,6 +535,8 @@ pub struct ExampleRow {
 pub struct SummaryResult {
     pub source: String,
     pub adapter: Option<String>,
+    /// The prompt the model was given, `{dialogue}` standing for the transcript.
+    pub prompt_template: String,
     pub text: String,
     /// How many windows a long transcript was cut into (1 when it fitted).
     pub windows: usize,
@@ -451,6 +554,111 @@ pub struct AdapterEntry {
     pub targets: Vec<String>,
     /// ROUGE of its last evaluation, when it had one.
     pub rouge: Option<Rouge>,
+    /// The prompt it was trained with, used with it unless the user picks another.
+    #[serde(default)]
+    pub prompt_template: Option<String>,
+}
+
+/// A kind of summary offered by name: a prompt template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StyleChoice {
+    pub id: String,
+    pub label: String,
+    pub template: String,
+}
+
+/// A dataset in the library, as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetEntry {
+    pub name: String,
+    pub dialogues: usize,
+    pub accepted: usize,
+    /// Accepted or skipped.
+    pub reviewed: usize,
+    /// Seconds since the Unix epoch of the last change.
+    pub modified: u64,
+    /// The JSONL file Train and Evaluate read.
+    pub file: String,
+}
+
+/// Where a dialogue of a dataset stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewStatus {
+    #[default]
+    Pending,
+    Accepted,
+    Skipped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewTurn {
+    pub speaker: Option<String>,
+    pub text: String,
+}
+
+/// One dialogue of a dataset. It is also the dataset file's row: DialogSum-shaped (`id`,
+/// `dialogue`, `summary`, with `"draft": true` while the summary is an unreviewed draft) plus what
+/// the review needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewItem {
+    pub id: String,
+    pub dialogue: String,
+    /// The accepted summary; else the latest draft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// Whether `summary` is a draft nobody accepted yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draft: bool,
+    #[serde(default)]
+    pub status: ReviewStatus,
+    #[serde(default)]
+    pub turns: Vec<ReviewTurn>,
+    /// The model's latest draft as it wrote it.
+    #[serde(default)]
+    pub drafted: Option<String>,
+    /// The adapter that wrote it (none: the model alone).
+    #[serde(default)]
+    pub drafted_by: Option<String>,
+    /// The drafting round (1-based) of `drafted`.
+    #[serde(default)]
+    pub round: Option<usize>,
+    /// Words changed from the draft to the accepted summary (word-level edit distance).
+    #[serde(default)]
+    pub edits: Option<usize>,
+}
+
+/// One drafting round of a dataset and how much its drafts had to be changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundFigure {
+    pub round: usize,
+    /// The adapter that drafted (none: the model alone).
+    pub drafted_by: Option<String>,
+    pub drafted: usize,
+    /// Drafts of this round accepted so far.
+    pub accepted: usize,
+    /// Mean word-level edits per accepted draft.
+    pub mean_edits: Option<f64>,
+}
+
+/// A dataset under review.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetView {
+    pub entry: DatasetEntry,
+    /// The prompt drafts are written with.
+    pub style: String,
+    /// The dialogue the review is at.
+    pub position: usize,
+    pub items: Vec<ReviewItem>,
+    pub rounds: Vec<RoundFigure>,
+}
+
+/// What changed in the open dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetChange {
+    pub entry: DatasetEntry,
+    pub items: Vec<(usize, ReviewItem)>,
+    pub rounds: Vec<RoundFigure>,
 }
 
 /// A run that stopped before its end.

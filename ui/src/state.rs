@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 
 use crate::presets::Preset;
 use crate::protocol::{
-    AdapterEntry, Columns, DataSummary, Device, Estimate, Evaluation, Event, InterruptedRun,
-    Machine, ModelInfo, Outcome, PickPurpose, Settings, SummaryResult, Task, TrainOptions,
-    TrainPoint,
+    AdapterEntry, Columns, DataSummary, DatasetChange, DatasetEntry, DatasetView, Device, Estimate,
+    Evaluation, Event, InterruptedRun, Machine, ModelInfo, Outcome, PickPurpose, ReviewItem,
+    ReviewStatus, Settings, StyleChoice, SummaryResult, Task, TrainOptions, TrainPoint,
 };
 
 /// The long task now running, as the status bar shows it.
@@ -17,6 +17,78 @@ pub struct Running {
     pub stage: String,
     pub done: u64,
     pub total: u64,
+    /// Seconds left, when the task can tell.
+    pub eta_s: Option<f64>,
+}
+
+/// The dataset under review and the summary being typed for the dialogue the review is at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    pub view: DatasetView,
+    /// The text in the summary box; it is saved when accepted.
+    pub text: String,
+}
+
+impl Review {
+    pub fn new(view: DatasetView) -> Self {
+        let mut review = Self {
+            view,
+            text: String::new(),
+        };
+        review.text = review.shown_summary();
+        review
+    }
+
+    pub fn name(&self) -> &str {
+        &self.view.entry.name
+    }
+
+    pub fn position(&self) -> usize {
+        self.view.position
+    }
+
+    pub fn current(&self) -> Option<&ReviewItem> {
+        self.view.items.get(self.view.position)
+    }
+
+    /// What the summary box shows for the current dialogue: its accepted summary or draft.
+    fn shown_summary(&self) -> String {
+        self.current()
+            .and_then(|i| i.summary.clone())
+            .unwrap_or_default()
+    }
+
+    /// Moves to dialogue `index`; what was typed and not accepted is let go.
+    pub fn go_to(&mut self, index: usize) {
+        self.view.position = index.min(self.view.items.len().saturating_sub(1));
+        self.text = self.shown_summary();
+    }
+
+    /// The next dialogue after the current one that nobody has decided on, else the next one.
+    pub fn next_to_review(&self) -> usize {
+        let count = self.view.items.len();
+        let position = self.view.position;
+        (1..count)
+            .map(|step| (position + step) % count)
+            .find(|&i| self.view.items[i].status == ReviewStatus::Pending)
+            .unwrap_or((position + 1).min(count.saturating_sub(1)))
+    }
+
+    /// Takes in changed dialogues; the box follows a new draft of the current one unless the
+    /// person has typed in it.
+    fn apply(&mut self, change: DatasetChange) {
+        let untouched = self.text == self.shown_summary();
+        for (index, item) in change.items {
+            if let Some(slot) = self.view.items.get_mut(index) {
+                *slot = item;
+            }
+        }
+        self.view.entry = change.entry;
+        self.view.rounds = change.rounds;
+        if untouched {
+            self.text = self.shown_summary();
+        }
+    }
 }
 
 /// A training run as the Train screen shows it.
@@ -56,7 +128,25 @@ pub struct State {
     /// The settings the last estimate was asked for.
     pub estimate_asked: Option<TrainOptions>,
     pub training: Option<TrainingView>,
+    /// Warnings of a run that has not started yet (the trainer checks the data first).
+    pending_warnings: Vec<String>,
     pub interrupted: Vec<InterruptedRun>,
+
+    /// The kinds of summary offered by name (from the engine).
+    pub styles: Vec<StyleChoice>,
+    pub datasets: Vec<DatasetEntry>,
+    pub review: Option<Review>,
+    pub new_dataset_name: String,
+    /// The prompt new drafts are written with.
+    pub review_style: String,
+    pub dataset_file: String,
+    pub dataset_import: String,
+    pub renaming_dataset: Option<(String, String)>,
+    pub confirm_delete_dataset: Option<String>,
+    /// The next import is a dataset to train on: show Train when it is read.
+    pub train_after_import: bool,
+    /// A screen a button asked to go to.
+    pub requested_screen: Option<crate::screens::Screen>,
 
     pub eval_limit: usize,
     pub eval_adapters: BTreeSet<String>,
@@ -67,6 +157,8 @@ pub struct State {
     pub transcript_file: String,
     pub summary: Option<SummaryResult>,
     pub summary_path: String,
+    /// The kind of summary asked for; `None` is the adapter's own (or the reference prompt).
+    pub summary_style: Option<String>,
 
     pub library: Vec<AdapterEntry>,
     /// The adapter used for summaries unless the user picks another.
@@ -93,12 +185,24 @@ impl Default for State {
             show_columns: false,
             validation_percent: 10.0,
             data: None,
-            train: Preset::Balanced.options(),
+            train: Preset::Balanced.options(0, None),
             adapter_name: "my-adapter".into(),
             estimate: None,
             estimate_asked: None,
             training: None,
+            pending_warnings: Vec::new(),
             interrupted: Vec::new(),
+            styles: Vec::new(),
+            datasets: Vec::new(),
+            review: None,
+            new_dataset_name: "my-dialogues".into(),
+            review_style: String::new(),
+            dataset_file: String::new(),
+            dataset_import: String::new(),
+            renaming_dataset: None,
+            confirm_delete_dataset: None,
+            train_after_import: false,
+            requested_screen: None,
             eval_limit: 20,
             eval_adapters: BTreeSet::new(),
             evaluation: None,
@@ -107,6 +211,7 @@ impl Default for State {
             transcript_file: String::new(),
             summary: None,
             summary_path: String::new(),
+            summary_style: None,
             library: Vec::new(),
             active_adapter: None,
             renaming: None,
@@ -134,8 +239,18 @@ impl State {
                 machine,
                 library,
                 interrupted,
+                datasets,
+                styles,
             } => {
                 self.ready = true;
+                if self.review_style.is_empty() {
+                    self.review_style = styles
+                        .first()
+                        .map(|s| s.template.clone())
+                        .unwrap_or_default();
+                }
+                self.styles = styles;
+                self.datasets = datasets;
                 if !settings.last_model.is_empty() {
                     self.model_source = settings.last_model.clone();
                 }
@@ -156,6 +271,7 @@ impl State {
                     stage: task.label().to_string(),
                     done: 0,
                     total: 0,
+                    eta_s: None,
                 });
             }
             Event::Progress {
@@ -163,16 +279,21 @@ impl State {
                 stage,
                 done,
                 total,
+                eta_s,
             } => {
                 self.running = Some(Running {
                     task,
                     stage,
                     done,
                     total,
+                    eta_s,
                 })
             }
             Event::TaskEnded { task, outcome } => {
                 self.running = None;
+                if task == Task::Train {
+                    self.pending_warnings.clear();
+                }
                 match outcome {
                     Outcome::Done => {}
                     Outcome::Cancelled => {
@@ -188,6 +309,12 @@ impl State {
                 self.estimate_asked = None;
             }
             Event::DataImported(summary) => {
+                // A preset follows the data: a few corrected dialogues get more passes.
+                let before = self.data.as_ref().map_or(0, |d| d.train_examples);
+                if let Some(preset) = Preset::of(&self.train, before) {
+                    self.train =
+                        preset.options(summary.train_examples, self.train.prompt_template.clone());
+                }
                 self.data = Some(summary);
                 self.estimate = None;
                 self.estimate_asked = None;
@@ -203,23 +330,31 @@ impl State {
                     .training
                     .as_ref()
                     .is_some_and(|t| t.name == name && first_step > 0);
+                let warnings = std::mem::take(&mut self.pending_warnings);
                 if keep {
                     if let Some(view) = self.training.as_mut() {
                         view.stopped_at = None;
                         view.points.retain(|p| p.step <= first_step);
+                        view.warnings.extend(warnings);
                     }
                 } else {
                     self.training = Some(TrainingView {
                         name: name.clone(),
                         total_steps,
+                        warnings,
                         ..TrainingView::default()
                     });
                 }
                 self.interrupted.retain(|run| run.name != name);
             }
             Event::TrainWarning { message } => {
-                if let Some(view) = self.training.as_mut() {
-                    view.warnings.push(message);
+                let underway = self
+                    .training
+                    .as_mut()
+                    .filter(|v| !v.finished && v.stopped_at.is_none() && !v.points.is_empty());
+                match underway {
+                    Some(view) => view.warnings.push(message),
+                    None => self.pending_warnings.push(message),
                 }
             }
             Event::TrainStep(point) => {
@@ -257,6 +392,38 @@ impl State {
             Event::Interrupted { runs } => self.interrupted = runs,
             Event::Picked { purpose, paths } => self.take_picked(purpose, paths),
             Event::Notice { message } => self.notice = Some(message),
+            Event::Error { message } => self.error = Some(message),
+            Event::Datasets { datasets } => {
+                if self
+                    .review
+                    .as_ref()
+                    .is_some_and(|r| !datasets.iter().any(|d| d.name == r.name()))
+                {
+                    self.review = None;
+                }
+                self.datasets = datasets;
+            }
+            Event::Dataset(view) => {
+                self.settings.last_dataset = view.entry.name.clone();
+                self.review_style = view.style.clone();
+                self.review = Some(Review::new(view));
+            }
+            Event::DatasetChanged(change) => {
+                if let Some(entry) = self
+                    .datasets
+                    .iter_mut()
+                    .find(|d| d.name == change.entry.name)
+                {
+                    *entry = change.entry.clone();
+                }
+                if let Some(review) = self
+                    .review
+                    .as_mut()
+                    .filter(|r| r.name() == change.entry.name)
+                {
+                    review.apply(change);
+                }
+            }
             // The app acts on it: opening sends commands, which the state cannot.
             Event::OpenRequested(_) => {}
         }
@@ -283,7 +450,22 @@ impl State {
             PickPurpose::ReportFolder => self.report_folder = first,
             PickPurpose::ExportAdapter => self.adapter_file = first,
             PickPurpose::ImportAdapter => self.import_path = first,
+            PickPurpose::ExportDataset => self.dataset_file = first,
+            PickPurpose::ImportDataset => self.dataset_import = first,
         }
+    }
+
+    /// The training dialogues with a summary to learn from.
+    pub fn train_examples(&self) -> usize {
+        self.data.as_ref().map_or(0, |d| d.train_examples)
+    }
+
+    /// The label of the style whose template is `template`, or "Your own instruction".
+    pub fn style_label(&self, template: &str) -> String {
+        self.styles
+            .iter()
+            .find(|s| s.template == template)
+            .map_or_else(|| "Your own instruction".to_string(), |s| s.label.clone())
     }
 
     /// The data paths as typed: one per line.

@@ -1,13 +1,20 @@
 //! Small widgets the screens share: a setting with its explanation, a path field with a Browse
-//! button, the error banner, text with the words shared with a reference highlighted, and number
-//! formatting.
+//! button, the kind-of-summary and adapter pickers, the error banner, the delete confirmation,
+//! text with the words shared with a reference highlighted, and number and date formatting.
 
 use std::collections::HashSet;
 
 use egui::text::LayoutJob;
 use egui::{Color32, RichText, TextFormat, Ui};
 
-use crate::protocol::{Command, PickPurpose};
+use crate::protocol::{AdapterEntry, Command, PickPurpose, StyleChoice};
+
+/// Space between the sections of a screen.
+pub const SECTION_GAP: f32 = 10.0;
+
+/// What a person's own instruction starts as: the reference prompt's shape, to edit.
+const OWN_INSTRUCTION: &str =
+    "Summarize the following conversation for my team in two sentences.\n\n{dialogue}\n\nSummary: ";
 
 /// A labelled setting: the control, then a one-line explanation in a weaker colour.
 pub fn setting(ui: &mut Ui, label: &str, explanation: &str, control: impl FnOnce(&mut Ui)) {
@@ -36,7 +43,7 @@ pub fn path_field(
 }
 
 /// A button that sends `command`: disabled while a task runs or while there is nothing to send.
-/// A screen's main action says in its tooltip that Ctrl+Enter runs it too.
+/// A screen's main action says in its tooltip that Ctrl+Enter runs it too. Whether it was pressed.
 pub fn command_button(
     ui: &mut Ui,
     label: impl Into<egui::WidgetText>,
@@ -44,27 +51,144 @@ pub fn command_button(
     busy: bool,
     main: bool,
     out: &mut Vec<Command>,
-) {
+) -> bool {
     let mut response = ui.add_enabled(command.is_some() && !busy, egui::Button::new(label));
     if main {
         response = response.on_hover_text("Ctrl+Enter");
     }
+    let pressed = response.clicked() && command.is_some();
     if response.clicked() {
         out.extend(command);
     }
+    pressed
 }
 
-/// Asks before an adapter (or an interrupted run) is deleted for good.
-pub fn confirm_delete(ui: &mut Ui, confirm: &mut Option<String>, out: &mut Vec<Command>) {
+/// Why something cannot be done yet, or what it will do, beside its button.
+pub fn reason(ui: &mut Ui, text: &str) {
+    ui.label(RichText::new(text).weak());
+}
+
+/// The kind of summary: a named style or the person's own instruction (a template with
+/// `{dialogue}`); `none_label` offers "no choice" (`None`) first, when given.
+pub fn style_picker(
+    ui: &mut Ui,
+    label: &str,
+    styles: &[StyleChoice],
+    choice: &mut Option<String>,
+    none_label: Option<&str>,
+) {
+    let named = |template: &str| styles.iter().find(|s| s.template == template);
+    let own = choice.as_deref().is_some_and(|t| named(t).is_none());
+    let shown = match choice.as_deref() {
+        None => none_label
+            .map(str::to_string)
+            .or_else(|| styles.first().map(|s| s.label.clone()))
+            .unwrap_or_default(),
+        Some(template) => {
+            named(template).map_or("Your own instruction".into(), |s| s.label.clone())
+        }
+    };
+    ui.horizontal(|ui| {
+        let text = ui.label(label);
+        egui::ComboBox::from_id_salt(label)
+            .selected_text(shown)
+            .width(240.0)
+            .show_ui(ui, |ui| {
+                if let Some(none) = none_label
+                    && ui.selectable_label(choice.is_none(), none).clicked()
+                {
+                    *choice = None;
+                }
+                for style in styles {
+                    let chosen = choice.as_deref() == Some(style.template.as_str());
+                    if ui.selectable_label(chosen, &style.label).clicked() {
+                        *choice = Some(style.template.clone());
+                    }
+                }
+                if ui.selectable_label(own, "Your own instruction…").clicked() && !own {
+                    *choice = Some(OWN_INSTRUCTION.to_string());
+                }
+            })
+            .response
+            .labelled_by(text.id);
+    });
+    if let Some(template) = choice.as_mut().filter(|_| own) {
+        let text = ui.label("Your instruction ({dialogue} is where the conversation goes):");
+        ui.add(
+            egui::TextEdit::multiline(template)
+                .desired_rows(3)
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(text.id);
+        if !template.contains("{dialogue}") {
+            ui.label(
+                RichText::new("Put {dialogue} where the conversation goes.")
+                    .color(ui.visuals().warn_fg_color),
+            );
+        }
+    }
+}
+
+/// The adapter to use, or none (the model alone).
+pub fn adapter_picker(
+    ui: &mut Ui,
+    label: &str,
+    library: &[AdapterEntry],
+    choice: &mut Option<String>,
+) {
+    ui.horizontal(|ui| {
+        let text = ui.label(label);
+        egui::ComboBox::from_id_salt(label)
+            .selected_text(choice.clone().unwrap_or_else(|| "The model alone".into()))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(choice, None, "The model alone");
+                for entry in library {
+                    ui.selectable_value(choice, Some(entry.name.clone()), &entry.name);
+                }
+            })
+            .response
+            .labelled_by(text.id);
+    });
+}
+
+/// `seconds` since the Unix epoch as a UTC date and time.
+pub fn date(seconds: u64) -> String {
+    let days = (seconds / 86_400) as i64;
+    let minutes = seconds % 86_400 / 60;
+    // Howard Hinnant's days-to-civil conversion.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year}-{month:02}-{day:02} {:02}:{:02}",
+        minutes / 60,
+        minutes % 60
+    )
+}
+
+/// Asks before something of the library (an adapter, an interrupted run, a dataset) is deleted
+/// for good; `delete` makes the command for its name.
+pub fn confirm_delete(
+    ui: &mut Ui,
+    confirm: &mut Option<String>,
+    delete: impl Fn(String) -> Command,
+    out: &mut Vec<Command>,
+) {
     let Some(name) = confirm.clone() else {
         return;
     };
-    egui::Modal::new(egui::Id::unique("confirm-delete")).show(ui.ctx(), |ui| {
+    egui::Modal::new(egui::Id::unique(("confirm-delete", &name))).show(ui.ctx(), |ui| {
         ui.heading(format!("Delete \"{name}\"?"));
         ui.label("Its folder is removed from the library. This cannot be undone.");
         ui.horizontal(|ui| {
             if ui.button("Delete for good").clicked() {
-                out.push(Command::DeleteAdapter { name: name.clone() });
+                out.push(delete(name.clone()));
                 *confirm = None;
             }
             if ui.button("Keep it").clicked() {
@@ -188,5 +312,9 @@ mod tests {
         assert_eq!(duration(7300.0), "2 h 1 min");
         assert_eq!(rough_duration(0.4), "under a minute");
         assert_eq!(rough_duration(125.0), "about 2 min 5 s");
+        assert_eq!(date(0), "1970-01-01 00:00");
+        // Checked against Python's datetime.utcfromtimestamp.
+        assert_eq!(date(1_795_950_000), "2026-11-29 11:00");
+        assert_eq!(date(951_782_400), "2000-02-29 00:00");
     }
 }

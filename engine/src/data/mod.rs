@@ -46,6 +46,8 @@ const SUMMARY_NAMES: [&str; 9] = [
     "reference",
 ];
 const ID_NAMES: [&str; 3] = ["id", "fname", "name"];
+/// The JSON field that marks a row's summary as an unreviewed draft.
+pub const DRAFT_FIELD: &str = "draft";
 const TRANSCRIPT_EXTENSIONS: [&str; 3] = ["vtt", "srt", "txt"];
 const TABLE_EXTENSIONS: [&str; 4] = ["csv", "tsv", "jsonl", "json"];
 
@@ -70,9 +72,20 @@ pub struct Dialogue {
     pub line: usize,
     /// Whether it is a whole transcript file (rather than a row of a data set).
     pub transcript: bool,
+    /// Whether its summary is a model's draft that no person has reviewed yet (`"draft": true`,
+    /// as `dialora data draft` writes): training skips it unless told otherwise, and it is never a
+    /// reference for evaluation.
+    pub draft: bool,
 }
 
 impl Dialogue {
+    /// The summary a person wrote or reviewed: the first one, unless it is an unreviewed draft.
+    pub fn reviewed_summary(&self) -> Option<&str> {
+        (!self.draft)
+            .then(|| self.summaries.first().map(String::as_str))
+            .flatten()
+    }
+
     /// The dialogue's id, or its position `index` in the input when it has none.
     pub fn id_or_position(&self, index: usize) -> Value {
         self.id.clone().unwrap_or_else(|| Value::from(index))
@@ -531,6 +544,7 @@ fn parse_text(
             file: path.to_path_buf(),
             line: 1,
             transcript: true,
+            draft: false,
         };
         Ok((format, vec![dialogue], Vec::new()))
     };
@@ -688,6 +702,7 @@ impl<'a> JsonRows<'a> {
             .map(str::to_string)
             .collect();
         let id = columns.id.as_ref().and_then(|c| row.get(c)).cloned();
+        let draft = row.get(DRAFT_FIELD).and_then(Value::as_bool) == Some(true);
         push_row(
             &mut self.dialogues,
             &mut self.warnings,
@@ -696,6 +711,7 @@ impl<'a> JsonRows<'a> {
             text,
             summaries,
             id,
+            draft,
             self.options,
         );
         Ok(())
@@ -774,6 +790,7 @@ impl<'a> TableRows<'a> {
             text,
             summaries,
             id,
+            false,
             self.options,
         );
         Ok(())
@@ -836,6 +853,7 @@ fn push_row(
     text: String,
     summaries: Vec<String>,
     id: Option<Value>,
+    draft: bool,
     options: &ImportOptions,
 ) {
     if text.trim().is_empty() {
@@ -859,6 +877,7 @@ fn push_row(
         file: path.to_path_buf(),
         line,
         transcript: false,
+        draft,
     });
 }
 
@@ -897,7 +916,10 @@ pub struct TokenLengths {
 pub struct Statistics {
     pub format: Format,
     pub dialogues: usize,
+    /// Dialogues with a summary a person wrote or reviewed.
     pub with_summary: usize,
+    /// Dialogues whose summary is still an unreviewed draft.
+    pub drafts: usize,
     pub turns: usize,
     pub speakers: usize,
     /// With a tokenizer only.
@@ -938,7 +960,14 @@ pub fn statistics(
     Ok(Statistics {
         format: imported.format,
         dialogues: dialogues.len(),
-        with_summary: dialogues.iter().filter(|d| !d.summaries.is_empty()).count(),
+        with_summary: dialogues
+            .iter()
+            .filter(|d| d.reviewed_summary().is_some())
+            .count(),
+        drafts: dialogues
+            .iter()
+            .filter(|d| d.draft && !d.summaries.is_empty())
+            .count(),
         turns: dialogues.iter().map(|d| d.turns.len()).sum(),
         speakers: speakers.len(),
         token_lengths,
@@ -948,12 +977,39 @@ pub fn statistics(
 
 /// Splits off `fraction` of the dialogues (at least one) for validation, chosen with `seed`.
 pub fn split(dialogues: Vec<Dialogue>, fraction: f64, seed: u64) -> (Vec<Dialogue>, Vec<Dialogue>) {
-    let count = dialogues.len();
+    let all = (0..dialogues.len()).collect();
+    split_among(dialogues, all, fraction, seed)
+}
+
+/// Splits off `fraction` of the dialogues for measuring training: only dialogues with a reviewed
+/// summary can tell how well a model learned, so the share is of those alone (at least one, and
+/// never all of them), and the others stay with the training dialogues.
+pub fn split_for_validation(
+    dialogues: Vec<Dialogue>,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<Dialogue>, Vec<Dialogue>) {
+    let reviewed: Vec<usize> = (0..dialogues.len())
+        .filter(|&i| dialogues[i].reviewed_summary().is_some())
+        .collect();
+    if reviewed.len() < 2 {
+        return (dialogues, Vec::new());
+    }
+    split_among(dialogues, reviewed, fraction, seed)
+}
+
+/// Holds out `fraction` of the `candidates` (at least one), chosen with `seed`.
+fn split_among(
+    dialogues: Vec<Dialogue>,
+    mut candidates: Vec<usize>,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<Dialogue>, Vec<Dialogue>) {
+    let count = candidates.len();
     let held =
         ((count as f64 * fraction).round() as usize).clamp(1, count.saturating_sub(1).max(1));
-    let mut order: Vec<usize> = (0..count).collect();
-    SplitMix64::new(seed).shuffle(&mut order);
-    let validation: BTreeSet<usize> = order[..held].iter().copied().collect();
+    SplitMix64::new(seed).shuffle(&mut candidates);
+    let validation: BTreeSet<usize> = candidates[..held.min(count)].iter().copied().collect();
     let (mut train, mut held_out) = (Vec::new(), Vec::new());
     for (index, dialogue) in dialogues.into_iter().enumerate() {
         if validation.contains(&index) {
@@ -965,7 +1021,8 @@ pub fn split(dialogues: Vec<Dialogue>, fraction: f64, seed: u64) -> (Vec<Dialogu
     (train, held_out)
 }
 
-/// The dialogues as DialogSum-shaped JSONL (`id`, `dialogue`, `summary` or `summary1..`).
+/// The dialogues as DialogSum-shaped JSONL (`id`, `dialogue`, `summary` or `summary1..`, and
+/// `"draft": true` where the summary is an unreviewed draft).
 pub fn to_jsonl(dialogues: &[Dialogue]) -> String {
     let mut out = String::new();
     for (index, dialogue) in dialogues.iter().enumerate() {
@@ -982,6 +1039,9 @@ pub fn to_jsonl(dialogues: &[Dialogue]) -> String {
                     row.insert(format!("summary{}", i + 1), Value::from(summary.clone()));
                 }
             }
+        }
+        if dialogue.draft {
+            row.insert(DRAFT_FIELD.into(), Value::Bool(true));
         }
         out.push_str(&Value::Object(row).to_string());
         out.push('\n');

@@ -57,6 +57,9 @@ pub struct TrainSettings {
     /// The model's own dropout; `None` keeps the checkpoint's `dropout_rate`.
     pub model_dropout: Option<f64>,
     pub prompt_template: String,
+    /// Train on summaries still marked as unreviewed drafts too (they are left out otherwise).
+    #[serde(default)]
+    pub include_drafts: bool,
     /// Validation loss every this many steps (and at the end).
     pub eval_every: Option<usize>,
     /// A checkpoint every this many steps (and on cancel).
@@ -87,6 +90,7 @@ impl Default for TrainSettings {
             max_target_length: 128,
             model_dropout: None,
             prompt_template: DEFAULT_PROMPT.to_string(),
+            include_drafts: false,
             eval_every: None,
             checkpoint_every: None,
         }
@@ -240,15 +244,21 @@ struct Examples {
     pairs: Vec<Pair>,
     truncated_sources: usize,
     truncated_targets: usize,
+    /// Dialogues left out because their summary is an unreviewed draft.
+    drafts: usize,
 }
 
 fn tokenize(model: &LoadedModel, data: &TrainData, settings: &TrainSettings) -> Result<Examples> {
     let mut pairs = Vec::with_capacity(data.dialogues.len());
-    let (mut truncated_sources, mut truncated_targets) = (0, 0);
+    let (mut truncated_sources, mut truncated_targets, mut drafts) = (0, 0, 0);
     for dialogue in &data.dialogues {
         let Some(summary) = dialogue.summaries.first() else {
             continue;
         };
+        if dialogue.draft && !settings.include_drafts {
+            drafts += 1;
+            continue;
+        }
         let prompt = settings
             .prompt_template
             .replace("{dialogue}", &dialogue.dialogue);
@@ -268,6 +278,14 @@ fn tokenize(model: &LoadedModel, data: &TrainData, settings: &TrainSettings) -> 
             target: target.ids,
         });
     }
+    if pairs.is_empty() && drafts > 0 {
+        return Err(Error::invalid(
+            &data.source,
+            format!(
+                "all {drafts} summaries are unreviewed drafts (\"draft\": true): review them first, or pass --include-drafts"
+            ),
+        ));
+    }
     if pairs.is_empty() {
         return Err(Error::invalid(
             &data.source,
@@ -278,6 +296,7 @@ fn tokenize(model: &LoadedModel, data: &TrainData, settings: &TrainSettings) -> 
         pairs,
         truncated_sources,
         truncated_targets,
+        drafts,
     })
 }
 
@@ -438,6 +457,10 @@ pub fn train(
     checkpoint::prepare_output(output, request.resume, request.overwrite, settings.full)?;
     for (count, what) in [
         (
+            examples.drafts,
+            "dialogues left out: their summaries are unreviewed drafts (\"draft\": true); review them, or pass --include-drafts",
+        ),
+        (
             examples.truncated_sources,
             "dialogues were cut to --max-source-length",
         ),
@@ -570,21 +593,25 @@ pub fn train(
         state.progress.last_loss = Some(loss);
 
         let done = state.progress.step;
+        // Cancelled during the validation pass: the step is done, so it is reported and kept,
+        // and its validation is left to the resumed run.
+        let mut stopping = false;
         let validation_loss = match &validation {
             Some(pairs)
                 if settings.eval_every.is_some_and(|n| done.is_multiple_of(n))
                     || done == total_steps =>
             {
-                let value =
-                    match mean_loss(t5, pairs, adapter.as_ref(), settings.batch_size, cancel) {
-                        // The step is done: keep it, and leave its validation to the next one.
-                        Err(Error::Cancelled) => {
-                            return Err(stop(output, &state, t5, adapter.as_ref(), on_event));
-                        }
-                        other => other?,
-                    };
-                state.progress.last_validation_loss = Some(value);
-                Some(value)
+                match mean_loss(t5, pairs, adapter.as_ref(), settings.batch_size, cancel) {
+                    Err(Error::Cancelled) => {
+                        stopping = true;
+                        None
+                    }
+                    other => {
+                        let value = other?;
+                        state.progress.last_validation_loss = Some(value);
+                        Some(value)
+                    }
+                }
             }
             _ => None,
         };
@@ -603,6 +630,9 @@ pub fn train(
             grad_norm,
             validation_loss,
         }));
+        if stopping {
+            return Err(stop(output, &state, t5, adapter.as_ref(), on_event));
+        }
         if settings
             .checkpoint_every
             .is_some_and(|n| done.is_multiple_of(n))
@@ -620,6 +650,7 @@ pub fn train(
         train_loss: state.progress.last_loss,
         validation_loss: state.progress.last_validation_loss,
         rouge: None,
+        prompt_template: Some(settings.prompt_template.clone()),
     };
     match &adapter {
         Some(adapter) => write_adapter(adapter, &card, output)?,
@@ -663,6 +694,10 @@ pub struct Card {
     pub validation_loss: Option<f64>,
     /// ROUGE-1/2/L/Lsum when an evaluation has been recorded.
     pub rouge: Option<serde_json::Value>,
+    /// The prompt the adapter was trained with; summaries with it use the same unless told
+    /// otherwise.
+    #[serde(default)]
+    pub prompt_template: Option<String>,
 }
 
 fn write_adapter(adapter: &Adapter, card: &Card, folder: &Path) -> Result<()> {

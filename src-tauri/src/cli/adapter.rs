@@ -156,8 +156,12 @@ fn human(d: &adapter::Description) -> String {
             )
         })
         .unwrap_or_default();
+    let prompt = match &d.prompt_template {
+        Some(template) => format!("{template:?}"),
+        None => "not recorded (the reference prompt is used)".to_string(),
+    };
     format!(
-        "{} adapter {}\n  base model:  {}\n  rank:        {} (alpha {}, scale {scale}{}), dropout {}\n  targets:     {} ({} modules: {})\n  parameters:  {} ({} bytes)\n{trained}{rouge}",
+        "{} adapter {}\n  base model:  {}\n  rank:        {} (alpha {}, scale {scale}{}), dropout {}\n  targets:     {} ({} modules: {})\n  parameters:  {} ({} bytes)\n  prompt:      {prompt}\n{trained}{rouge}",
         d.peft_type,
         d.path,
         d.base_model.as_deref().unwrap_or("not recorded"),

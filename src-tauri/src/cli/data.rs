@@ -4,12 +4,17 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use dialora_engine::data::{self, ImportOptions, Imported, Speakers};
+use dialora_engine::data::{self, Dialogue, ImportOptions, Imported, Speakers};
 use dialora_engine::fsutil::write_atomically;
 use dialora_engine::summarize::DEFAULT_PROMPT;
+use dialora_engine::task::Cancel;
 use dialora_engine::{Error, Result, hub};
 
 use super::progress::TerminalProgress;
+use super::summarize::{
+    GenerationArgs, LongInputArg, ModelArgs, PromptArgs, asked_settings, load_with_adapter,
+    summarize_all,
+};
 
 /// How to read data files: column names for tables and JSON, and the speaker style.
 #[derive(Args, Clone)]
@@ -111,9 +116,36 @@ pub enum DataCommand {
         #[command(flatten)]
         import: ImportArgs,
     },
+    /// Draft a summary for each dialogue that has none, for a person to correct: DialogSum-shaped
+    /// JSONL with the draft in "summary" and "draft": true. Remove the mark from each row you have
+    /// checked; `dialora train` leaves out rows still marked.
+    Draft(DraftArgs),
 }
 
-pub fn run(command: DataCommand) -> Result<()> {
+#[derive(Args)]
+pub struct DraftArgs {
+    /// A data file or folder (transcripts, CSV, JSONL...), or dialogsum[:split].
+    data: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// An adapter to draft with (its own prompt is used unless --style or --prompt-template).
+    #[arg(long)]
+    adapter: Option<PathBuf>,
+    /// The JSONL file to write.
+    #[arg(long)]
+    output: PathBuf,
+    /// Replace --output if it exists (it may hold corrections).
+    #[arg(long)]
+    overwrite: bool,
+    #[command(flatten)]
+    import: ImportArgs,
+    #[command(flatten)]
+    prompt: PromptArgs,
+    #[command(flatten)]
+    generation: GenerationArgs,
+}
+
+pub fn run(command: DataCommand, cancel: &Cancel) -> Result<()> {
     match command {
         DataCommand::Check {
             file,
@@ -189,7 +221,58 @@ pub fn run(command: DataCommand) -> Result<()> {
             }
             Ok(())
         }
+        DataCommand::Draft(args) => draft(args, cancel),
     }
+}
+
+/// `dialora data draft`: the dialogues with a reviewed summary as they are, the others with the
+/// model's draft marked as one.
+fn draft(args: DraftArgs, cancel: &Cancel) -> Result<()> {
+    if args.output.exists() && !args.overwrite {
+        return Err(Error::file(
+            &args.output,
+            "exists already (it may hold your corrections): choose another --output, or pass --overwrite",
+        ));
+    }
+    let (mut settings, explicit) = asked_settings(&args.prompt, &args.generation)?;
+    let mut dialogues = args.import.load(&args.data, "train", false)?.dialogues;
+    let (summarizer, adapter_name) = load_with_adapter(
+        &args.model,
+        args.adapter.as_deref(),
+        false,
+        &mut settings,
+        explicit.as_deref(),
+    )?;
+    let progress = TerminalProgress::new();
+    let (to_draft, indices): (Vec<Dialogue>, Vec<usize>) = dialogues
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.reviewed_summary().is_none())
+        .map(|(i, d)| (d.clone(), i))
+        .unzip();
+    let drafts = summarize_all(
+        &summarizer,
+        &to_draft,
+        args.import.speakers(),
+        LongInputArg::Auto,
+        adapter_name,
+        &settings,
+        cancel,
+        &progress,
+    )?;
+    for (index, draft) in indices.iter().zip(drafts) {
+        let dialogue = &mut dialogues[*index];
+        dialogue.summaries = vec![draft.summary];
+        dialogue.draft = true;
+    }
+    write_atomically(&args.output, data::to_jsonl(&dialogues).as_bytes())?;
+    eprintln!(
+        "drafted {} of {} dialogues into {}: correct each draft and remove its \"draft\": true, then train on the file",
+        indices.len(),
+        dialogues.len(),
+        args.output.display()
+    );
+    Ok(())
 }
 
 fn human(file: &Path, s: &data::Statistics) -> String {
@@ -205,6 +288,12 @@ fn human(file: &Path, s: &data::Statistics) -> String {
         s.turns,
         s.speakers
     );
+    if s.drafts > 0 {
+        text.push_str(&format!(
+            "  drafts:        {} summaries still to review (\"draft\": true)\n",
+            s.drafts
+        ));
+    }
     if let Some(t) = &s.token_lengths {
         text.push_str(&format!(
             "  prompt tokens: min {}, median {}, 90% {}, max {}; {} over the {}-token window (they would be cut)\n",

@@ -50,8 +50,11 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
-    let settings = EvalSettings {
-        summarize: args.prompt.settings(&args.generation),
+    let explicit = args.prompt.template.explicit()?;
+    let mut settings = EvalSettings {
+        summarize: args
+            .prompt
+            .settings(&args.generation, args.prompt.template.or_default()?),
         max_target_length: args.max_target_length,
         use_stemmer: args.stemmer,
         bootstrap_samples: 1000,
@@ -67,6 +70,13 @@ pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
             &dialogue.file,
             dialogue.line,
             "this dialogue has no \"summary\" (or summary1..3) to evaluate against",
+        ));
+    }
+    if let Some(dialogue) = dialogues.iter().find(|d| d.draft) {
+        return Err(Error::invalid_at(
+            &dialogue.file,
+            dialogue.line,
+            "this dialogue's summary is an unreviewed draft (\"draft\": true), not a reference to evaluate against",
         ));
     }
     dialogues.truncate(args.limit.unwrap_or(usize::MAX));
@@ -92,20 +102,16 @@ pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
         summarizer.add_adapter(&label, adapter::read(path, &device)?)?;
         labels.push(label);
     }
-    let mut runs = vec![evaluate(
-        &summarizer,
-        None,
-        "baseline",
-        &dialogues,
-        &settings,
-        cancel,
-        &progress,
-    )?];
-    for label in &labels {
+    // Each run with its own prompt: the adapter's template unless one was given.
+    let mut runs = Vec::new();
+    let adapters = std::iter::once(None).chain(labels.iter().map(|l| Some(l.as_str())));
+    for adapter in adapters {
+        settings.summarize.prompt_template =
+            summarizer.prompt_template(adapter, explicit.as_deref());
         runs.push(evaluate(
             &summarizer,
-            Some(label),
-            label,
+            adapter,
+            adapter.unwrap_or("baseline"),
             &dialogues,
             &settings,
             cancel,

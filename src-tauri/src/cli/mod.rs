@@ -104,7 +104,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::run(args, &cancel),
         Command::Eval(args) => eval::run(args, &cancel),
         Command::Rouge(args) => rouge::run(args),
-        Command::Data(command) => data::run(command),
+        Command::Data(command) => data::run(command, &cancel),
         Command::Adapter(command) => adapter::run(command),
         Command::Gui { .. } => Ok(()),
     });

@@ -7,9 +7,9 @@ use dialora_engine::adapter;
 use dialora_engine::data::{Dialogue, Speakers};
 use dialora_engine::fsutil::write_atomically;
 use dialora_engine::generate::{EarlyStopping, GenerationConfig};
-use dialora_engine::long_input::{LongSummary, summarize_long};
+use dialora_engine::long_input::{self, LongInput, LongSummary};
 use dialora_engine::model::{DeviceChoice, LoadedModel, ModelFiles};
-use dialora_engine::summarize::{DEFAULT_PROMPT, SummarizeSettings, Summarizer};
+use dialora_engine::summarize::{self, DEFAULT_PROMPT, SummarizeSettings, Summarizer};
 use dialora_engine::task::Cancel;
 use dialora_engine::{Error, Result, hub};
 
@@ -128,19 +128,49 @@ pub struct PromptArgs {
     /// Longest prompt in tokens; longer dialogues are cut (with a warning).
     #[arg(long, default_value_t = 512)]
     pub max_source_length: usize,
-    /// The prompt; {dialogue} stands for the dialogue.
-    #[arg(long, default_value = DEFAULT_PROMPT)]
-    pub prompt_template: String,
+    #[command(flatten)]
+    pub template: TemplateArgs,
 }
 
 impl PromptArgs {
-    pub fn settings(&self, generation: &GenerationArgs) -> SummarizeSettings {
+    /// The settings with the prompt template `template`.
+    pub fn settings(&self, generation: &GenerationArgs, template: String) -> SummarizeSettings {
         SummarizeSettings {
             generation: generation.config(),
             batch_size: self.batch_size,
             max_source_length: self.max_source_length,
-            prompt_template: self.prompt_template.clone(),
+            prompt_template: template,
         }
+    }
+}
+
+/// The prompt asked for on the command line: a style by name, or a template of one's own. Without
+/// either, an adapter's own template is used, else the reference prompt.
+#[derive(Args)]
+pub struct TemplateArgs {
+    /// The kind of summary: summary (DialogSum's), minutes, action-items or decisions.
+    #[arg(long, conflicts_with = "prompt_template")]
+    pub style: Option<String>,
+    /// The prompt; {dialogue} stands for the dialogue [default: the adapter's own, else
+    /// "Summarize the following conversation.\n\n{dialogue}\n\nSummary: "].
+    #[arg(long)]
+    pub prompt_template: Option<String>,
+}
+
+impl TemplateArgs {
+    /// The template given by `--style` or `--prompt-template`, if any.
+    pub fn explicit(&self) -> Result<Option<String>> {
+        match (&self.style, &self.prompt_template) {
+            (Some(style), _) => Ok(Some(summarize::style(style)?.template.to_string())),
+            (None, template) => Ok(template.clone()),
+        }
+    }
+
+    /// The template given, else the reference prompt.
+    pub fn or_default(&self) -> Result<String> {
+        Ok(self
+            .explicit()?
+            .unwrap_or_else(|| DEFAULT_PROMPT.to_string()))
     }
 }
 
@@ -173,17 +203,36 @@ impl ModelArgs {
     }
 }
 
-pub fn run(args: SummarizeArgs, cancel: &Cancel) -> Result<()> {
-    let settings = args.prompt.settings(&args.generation);
+/// The settings asked for on the command line, and the template given explicitly (if any).
+pub(super) fn asked_settings(
+    prompt: &PromptArgs,
+    generation: &GenerationArgs,
+) -> Result<(SummarizeSettings, Option<String>)> {
+    let explicit = prompt.template.explicit()?;
+    let template = explicit
+        .clone()
+        .unwrap_or_else(|| DEFAULT_PROMPT.to_string());
+    let settings = prompt.settings(generation, template);
     settings.validate()?;
-    let dialogues = args.import.load(&args.input, "test", false)?.dialogues;
-    let progress = TerminalProgress::new();
-    let mut summarizer = args.model.load(&progress)?;
-    let adapter_name = match &args.adapter {
+    Ok((settings, explicit))
+}
+
+/// Loads the model with `adapter` attached (as "adapter"; folded in with `merge`) and sets the
+/// prompt of `settings`: the explicit one, else the adapter's own (said on stderr), else the
+/// reference. Returns the name to summarize with.
+pub(super) fn load_with_adapter(
+    model: &ModelArgs,
+    adapter: Option<&Path>,
+    merge: bool,
+    settings: &mut SummarizeSettings,
+    explicit: Option<&str>,
+) -> Result<(Summarizer, Option<&'static str>)> {
+    let mut summarizer = model.load(&TerminalProgress::new())?;
+    let name = match adapter {
         Some(path) => {
             let device = summarizer.model.t5.device().clone();
             summarizer.add_adapter("adapter", adapter::read(path, &device)?)?;
-            if args.merge {
+            if merge {
                 summarizer.merge("adapter")?;
                 None
             } else {
@@ -192,6 +241,28 @@ pub fn run(args: SummarizeArgs, cancel: &Cancel) -> Result<()> {
         }
         None => None,
     };
+    settings.prompt_template = summarizer.prompt_template(name, explicit);
+    settings.validate()?;
+    if explicit.is_none() && settings.prompt_template != DEFAULT_PROMPT {
+        eprintln!(
+            "using the prompt the adapter was trained with: {:?} (--style or --prompt-template to change it)",
+            settings.prompt_template
+        );
+    }
+    Ok((summarizer, name))
+}
+
+pub fn run(args: SummarizeArgs, cancel: &Cancel) -> Result<()> {
+    let (mut settings, explicit) = asked_settings(&args.prompt, &args.generation)?;
+    let dialogues = args.import.load(&args.input, "test", false)?.dialogues;
+    let (summarizer, adapter_name) = load_with_adapter(
+        &args.model,
+        args.adapter.as_deref(),
+        args.merge,
+        &mut settings,
+        explicit.as_deref(),
+    )?;
+    let progress = TerminalProgress::new();
     let summaries = summarize_all(
         &summarizer,
         &dialogues,
@@ -217,10 +288,9 @@ pub fn run(args: SummarizeArgs, cancel: &Cancel) -> Result<()> {
     })
 }
 
-/// Summaries of every dialogue: those that fit the source window (or are to be cut to it) together
-/// in batches, the longer ones window by window.
+/// Summaries of every dialogue, with a warning for those cut to the source window.
 #[allow(clippy::too_many_arguments)]
-fn summarize_all(
+pub(super) fn summarize_all(
     summarizer: &Summarizer,
     dialogues: &[Dialogue],
     speakers: Speakers,
@@ -230,53 +300,20 @@ fn summarize_all(
     cancel: &Cancel,
     progress: &TerminalProgress,
 ) -> Result<Vec<LongSummary>> {
-    let tokenizer = &summarizer.model.tokenizer;
-    let mut fits = Vec::with_capacity(dialogues.len());
-    for dialogue in dialogues {
-        let windowed = match long_input {
-            LongInputArg::Auto => dialogue.transcript,
-            LongInputArg::Window => true,
-            LongInputArg::Cut => false,
-        };
-        let prompt = settings.prompt(&dialogue.dialogue);
-        let length = tokenizer.encode(&prompt, usize::MAX)?.ids.len();
-        fits.push(!windowed || length <= settings.max_source_length);
-    }
-    let short: Vec<String> = dialogues
-        .iter()
-        .zip(&fits)
-        .filter(|(_, fits)| **fits)
-        .map(|(d, _)| d.dialogue.clone())
-        .collect();
-    let short_summaries = summarizer.summarize(&short, adapter, settings, cancel, progress)?;
-    let cut = short_summaries.iter().filter(|s| s.truncated).count();
+    let long_input = match long_input {
+        LongInputArg::Auto => LongInput::Auto,
+        LongInputArg::Window => LongInput::Window,
+        LongInputArg::Cut => LongInput::Cut,
+    };
+    let (summaries, cut) = long_input::summarize_all(
+        summarizer, dialogues, speakers, long_input, adapter, settings, cancel, progress,
+    )?;
     if cut > 0 {
         eprintln!(
             "warning: {cut} of {} dialogues were longer than {} tokens and were cut (see --max-source-length and --long-input)",
             dialogues.len(),
             settings.max_source_length
         );
-    }
-    let mut short_summaries = short_summaries.into_iter();
-    let mut summaries = Vec::with_capacity(dialogues.len());
-    for (dialogue, fits) in dialogues.iter().zip(fits) {
-        if fits {
-            summaries.push(LongSummary {
-                summary: short_summaries.next().map(|s| s.text).unwrap_or_default(),
-                levels: Vec::new(),
-                windows: 1,
-            });
-        } else {
-            summaries.push(summarize_long(
-                summarizer,
-                &dialogue.turns,
-                speakers,
-                adapter,
-                settings,
-                cancel,
-                progress,
-            )?);
-        }
     }
     Ok(summaries)
 }

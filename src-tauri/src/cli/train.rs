@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use dialora_engine::adapter;
 use dialora_engine::fsutil::write_atomically;
 use dialora_engine::summarize::DEFAULT_PROMPT;
 use dialora_engine::task::Cancel;
@@ -14,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::data::ImportArgs;
 use super::progress::TerminalProgress;
-use super::summarize::ModelArgs;
+use super::summarize::{ModelArgs, TemplateArgs};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -90,9 +91,11 @@ pub struct TrainArgs {
     /// The model's own dropout (default: the model's dropout_rate).
     #[arg(long)]
     model_dropout: Option<f64>,
-    /// The prompt; {dialogue} stands for the dialogue.
-    #[arg(long, default_value = DEFAULT_PROMPT)]
-    prompt_template: String,
+    #[command(flatten)]
+    template: TemplateArgs,
+    /// Also train on rows whose summary is still marked as an unreviewed draft ("draft": true).
+    #[arg(long)]
+    include_drafts: bool,
     /// Compute the validation loss every N steps (and at the end).
     #[arg(long)]
     eval_every: Option<usize>,
@@ -118,8 +121,20 @@ enum ScheduleArg {
 }
 
 impl TrainArgs {
-    fn settings(&self) -> TrainSettings {
-        TrainSettings {
+    /// The template given, else the one of the adapter training continues, else the reference.
+    fn prompt_template(&self) -> Result<String> {
+        if let Some(template) = self.template.explicit()? {
+            return Ok(template);
+        }
+        let continued = match &self.init_adapter {
+            Some(path) => adapter::describe(path)?.prompt_template,
+            None => None,
+        };
+        Ok(continued.unwrap_or_else(|| DEFAULT_PROMPT.to_string()))
+    }
+
+    fn settings(&self) -> Result<TrainSettings> {
+        Ok(TrainSettings {
             full: self.full,
             rank: self.rank,
             alpha: self.alpha,
@@ -144,10 +159,11 @@ impl TrainArgs {
             max_source_length: self.max_source_length,
             max_target_length: self.max_target_length,
             model_dropout: self.model_dropout,
-            prompt_template: self.prompt_template.clone(),
+            prompt_template: self.prompt_template()?,
+            include_drafts: self.include_drafts,
             eval_every: self.eval_every,
             checkpoint_every: self.checkpoint_every,
-        }
+        })
     }
 }
 
@@ -199,7 +215,7 @@ impl StepLog {
 }
 
 pub fn run(args: TrainArgs, cancel: &Cancel) -> Result<()> {
-    let settings = args.settings();
+    let settings = args.settings()?;
     settings.validate()?;
     let train_data = read_data(&args.import, &args.train, "train")?;
     let validation = args

@@ -11,6 +11,8 @@ use dialora_engine::{Error, Result, adapter, train};
 use dialora_ui::protocol::{AdapterEntry, DataRequest, InterruptedRun, TrainOptions};
 use serde::{Deserialize, Serialize};
 
+use super::folders;
+
 const RUN_FILE: &str = "dialora-run.json";
 const SCORES_FILE: &str = "dialora-scores.json";
 
@@ -40,31 +42,11 @@ impl Library {
 
     /// The folder of adapter `name`, refusing names that are not plain folder names.
     pub fn folder(&self, name: &str) -> Result<PathBuf> {
-        let plain = !name.trim().is_empty()
-            && name.len() <= 100
-            && !name.starts_with('.')
-            && !name.contains(['/', '\\', ':', '\0']);
-        if !plain {
-            return Err(Error::settings(format!(
-                "\"{name}\" cannot name an adapter: use letters, digits, spaces, - or _ (at most 100)"
-            )));
-        }
-        Ok(self.folder.join(name.trim()))
+        folders::named(&self.folder, name, "an adapter")
     }
 
     fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.folder)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| !n.starts_with('.'))
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        folders::names(&self.folder)
     }
 
     /// The finished adapters; ones that cannot be read are listed with the reason.
@@ -101,6 +83,7 @@ impl Library {
                 rank: description.r,
                 targets: description.target_modules,
                 rouge,
+                prompt_template: description.prompt_template,
             },
             Err(error) => AdapterEntry {
                 name,
@@ -110,6 +93,7 @@ impl Library {
                 rank: 0,
                 targets: Vec::new(),
                 rouge: None,
+                prompt_template: None,
             },
         }
     }
@@ -161,20 +145,11 @@ impl Library {
     }
 
     pub fn rename(&self, name: &str, new_name: &str) -> Result<()> {
-        let from = self.existing(name)?;
-        let to = self.folder(new_name)?;
-        if to.exists() {
-            return Err(Error::settings(format!(
-                "an adapter named \"{}\" exists already",
-                new_name.trim()
-            )));
-        }
-        std::fs::rename(&from, &to).map_err(|e| Error::file(&from, e))
+        folders::rename(&self.existing(name)?, &self.folder(new_name)?, "An adapter")
     }
 
     pub fn delete(&self, name: &str) -> Result<()> {
-        let folder = self.existing(name)?;
-        std::fs::remove_dir_all(&folder).map_err(|e| Error::file(&folder, e))
+        folders::delete(&self.existing(name)?)
     }
 
     fn existing(&self, name: &str) -> Result<PathBuf> {
@@ -201,30 +176,11 @@ impl Library {
     /// Copies an adapter file or PEFT folder into the library under a free name from its own;
     /// returns that name.
     pub fn import(&self, source: &Path) -> Result<String> {
-        let stem = source
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .filter(|s| !s.starts_with('.') && !s.is_empty())
-            .unwrap_or_else(|| "imported".to_string());
-        let name = (1..)
-            .map(|n| {
-                if n == 1 {
-                    stem.clone()
-                } else {
-                    format!("{stem}-{n}")
-                }
-            })
-            .find(|candidate| !self.folder.join(candidate).exists())
-            .unwrap_or(stem);
+        let name = folders::free_name(&self.folder, source);
         let folder = self.folder(&name)?;
-        // Written beside the library and renamed in, so a failed import leaves nothing behind.
-        let staging = self.folder.join(format!(".import-{name}"));
-        let _ = std::fs::remove_dir_all(&staging);
-        let written = adapter::import(source, &staging)
-            .and_then(|()| std::fs::rename(&staging, &folder).map_err(|e| Error::file(&folder, e)));
-        if written.is_err() {
-            let _ = std::fs::remove_dir_all(&staging);
-        }
-        written.map(|()| name)
+        folders::write_new(&self.folder, &folder, |staging| {
+            adapter::import(source, staging)
+        })?;
+        Ok(name)
     }
 }

@@ -3,18 +3,24 @@
 //! tests use it through [`InProcess`], the UI's [`Backend`]; the Tauri window hands its events to
 //! the webview as they come ([`InProcess::start_with_sink`]).
 
+mod datasets;
+mod folders;
 mod library;
 pub(crate) mod settings;
 mod worker;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
+use dialora_engine::Result;
+use dialora_engine::summarize::DEFAULT_PROMPT;
 use dialora_engine::task::{Cancel, Progress, ProgressSink};
 use dialora_ui::Backend;
 use dialora_ui::protocol::{Command, Event, PickPurpose, Settings, Task};
+
+use datasets::Datasets;
 
 /// Opens the system's file dialog for a purpose; returns the chosen paths (none when cancelled).
 pub type Picker = Arc<dyn Fn(PickPurpose, &Settings) -> Vec<String> + Send + Sync>;
@@ -76,8 +82,11 @@ pub struct InProcess {
     settings: Arc<Mutex<Settings>>,
     /// Settings to write, in order, on their own thread: never queued behind long work.
     settings_writer: Option<Sender<Settings>>,
+    /// Dataset commands, on their own thread: a review goes on while the worker drafts.
+    dataset_commands: Option<Sender<Command>>,
     worker: Option<JoinHandle<()>>,
     writer: Option<JoinHandle<()>>,
+    reviewer: Option<JoinHandle<()>>,
 }
 
 impl InProcess {
@@ -129,12 +138,31 @@ impl InProcess {
                 })
                 .ok()
         };
+        let datasets = Arc::new(Mutex::new(Datasets::new(&config.home)));
+        let (dataset_commands, dataset_receiver) = mpsc::channel::<Command>();
+        let reviewer = {
+            let (datasets, emitter) = (datasets.clone(), emitter.clone());
+            std::thread::Builder::new()
+                .name("dialora-datasets".into())
+                .spawn(move || {
+                    for command in dataset_receiver {
+                        let store = datasets.lock().unwrap_or_else(PoisonError::into_inner);
+                        if let Err(error) = review(&store, command, &emitter) {
+                            emitter.emit(Event::Error {
+                                message: error.to_string(),
+                            });
+                        }
+                    }
+                })
+                .ok()
+        };
         let worker = {
             let (emitter, cancel, shutdown) = (emitter.clone(), cancel.clone(), shutdown.clone());
             std::thread::Builder::new()
                 .name("dialora-engine".into())
                 .spawn(move || {
-                    worker::Worker::new(config, emitter, cancel, shutdown).serve(command_receiver)
+                    worker::Worker::new(config, emitter, cancel, shutdown, datasets)
+                        .serve(command_receiver)
                 })
                 .ok()
         };
@@ -147,8 +175,10 @@ impl InProcess {
             picker,
             settings,
             settings_writer: Some(settings_writer),
+            dataset_commands: Some(dataset_commands),
             worker,
             writer,
+            reviewer,
         }
     }
 
@@ -183,6 +213,17 @@ impl Backend for InProcess {
         match command {
             Command::Cancel => self.cancel.cancel(),
             Command::Pick { purpose } => self.pick(purpose),
+            command @ (Command::OpenDataset { .. }
+            | Command::Review { .. }
+            | Command::ReviewAt { .. }
+            | Command::RenameDataset { .. }
+            | Command::DeleteDataset { .. }
+            | Command::ExportDataset { .. }
+            | Command::ImportDataset { .. }) => {
+                if let Some(commands) = &self.dataset_commands {
+                    let _ = commands.send(command);
+                }
+            }
             command => {
                 if let Command::SaveSettings { settings } = &command {
                     *self.settings() = settings.clone();
@@ -213,7 +254,8 @@ impl Drop for InProcess {
         // Closing the channel ends the worker's loop once the running task has stopped.
         self.commands = None;
         self.settings_writer = None;
-        for thread in [self.worker.take(), self.writer.take()]
+        self.dataset_commands = None;
+        for thread in [self.worker.take(), self.writer.take(), self.reviewer.take()]
             .into_iter()
             .flatten()
         {
@@ -252,6 +294,49 @@ impl ProgressSink for TaskProgress {
             stage: progress.stage,
             done: progress.done,
             total: progress.total,
+            eta_s: None,
         });
     }
+}
+
+/// Does a dataset command of the review (quick file work) and reports what changed.
+fn review(datasets: &Datasets, command: Command, emitter: &Emitter) -> Result<()> {
+    let list = || Event::Datasets {
+        datasets: datasets.entries(),
+    };
+    match command {
+        Command::OpenDataset { name } => emitter.emit(Event::Dataset(datasets.open(&name)?)),
+        Command::Review {
+            name,
+            index,
+            decision,
+            next,
+        } => emitter.emit(Event::DatasetChanged(
+            datasets.decide(&name, index, decision, next)?,
+        )),
+        Command::ReviewAt { name, index } => datasets.move_to(&name, index)?,
+        Command::RenameDataset { name, new_name } => {
+            datasets.rename(&name, &new_name)?;
+            emitter.emit(list());
+        }
+        Command::DeleteDataset { name } => {
+            datasets.delete(&name)?;
+            emitter.emit(list());
+        }
+        Command::ExportDataset { name, file } => {
+            datasets.export(&name, Path::new(&file))?;
+            emitter.emit(Event::Notice {
+                message: format!("\"{name}\" exported to {file}"),
+            });
+        }
+        Command::ImportDataset { path } => {
+            let name = datasets.import(Path::new(&path), DEFAULT_PROMPT)?;
+            emitter.emit(list());
+            emitter.emit(Event::Notice {
+                message: format!("Imported as the dataset \"{name}\""),
+            });
+        }
+        _ => {}
+    }
+    Ok(())
 }

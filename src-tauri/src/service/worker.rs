@@ -5,21 +5,25 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use dialora_engine::data::{self, Dialogue, ImportOptions, Speakers, Turn};
 use dialora_engine::eval::{self, EvalSettings};
 use dialora_engine::fsutil::write_atomically;
+use dialora_engine::long_input::LongInput;
 use dialora_engine::model::{DeviceChoice, LoadedModel, ModelFiles};
-use dialora_engine::summarize::{SummarizeSettings, Summarizer};
-use dialora_engine::task::Cancel;
+use dialora_engine::summarize::{DEFAULT_PROMPT, STYLES, SummarizeSettings, Summarizer};
+use dialora_engine::task::{Cancel, NoProgress};
 use dialora_engine::train::{self, TrainData, TrainEvent, TrainRequest, TrainSettings};
 use dialora_engine::{Error, Result, adapter, hub, long_input, report};
 use dialora_ui::protocol::{
     Columns, Command, DIALOGSUM, DataRequest, DataSummary, Device, Estimate, Evaluation, Event,
-    ExampleRow, Machine, ModelInfo, Outcome, PreviewRow, RunScores, Settings, SummaryResult, Task,
-    TrainOptions, TrainPoint, Transcript, training_memory,
+    ExampleRow, Machine, ModelInfo, Outcome, PreviewRow, RunScores, Settings, StyleChoice,
+    SummaryResult, Task, TrainOptions, TrainPoint, Transcript, training_memory,
 };
 
+use super::datasets::Datasets;
 use super::library::{Library, RunRecord};
 use super::{Emitter, ServiceConfig, settings};
 
@@ -53,16 +57,25 @@ pub struct Worker {
     cancel: Cancel,
     shutdown: Cancel,
     library: Library,
+    /// Shared with the review's own thread.
+    datasets: Arc<Mutex<Datasets>>,
     settings: Settings,
     model: Option<Model>,
     data: Option<Data>,
-    /// See [`Worker::example_lengths`]; cleared when the model or the data change.
-    example_lengths: Option<Vec<(usize, usize)>>,
+    /// See [`Worker::example_lengths`], with the prompt they were counted with; cleared when the
+    /// model or the data change.
+    example_lengths: Option<(String, Vec<(usize, usize)>)>,
     evaluation: Option<LastEvaluation>,
 }
 
 impl Worker {
-    pub fn new(config: ServiceConfig, emitter: Emitter, cancel: Cancel, shutdown: Cancel) -> Self {
+    pub fn new(
+        config: ServiceConfig,
+        emitter: Emitter,
+        cancel: Cancel,
+        shutdown: Cancel,
+        datasets: Arc<Mutex<Datasets>>,
+    ) -> Self {
         let library = Library::new(&config.home);
         Self {
             config,
@@ -70,6 +83,7 @@ impl Worker {
             cancel,
             shutdown,
             library,
+            datasets,
             settings: Settings::default(),
             model: None,
             data: None,
@@ -123,7 +137,14 @@ impl Worker {
             Command::Summarize {
                 transcript,
                 adapter,
-            } => self.summarize(transcript, adapter),
+                prompt_template,
+            } => self.summarize(transcript, adapter, prompt_template),
+            Command::CreateDataset { name, style } => self.create_dataset(&name, &style),
+            Command::DraftDataset {
+                name,
+                adapter,
+                style,
+            } => self.draft_dataset(&name, adapter, &style),
             Command::SaveText { path, text } => {
                 write_atomically(Path::new(&path), text.as_bytes())?;
                 self.notice(format!("Saved to {path}"));
@@ -150,11 +171,19 @@ impl Worker {
                 self.notice(format!("Imported as \"{name}\""));
                 Ok(())
             }
+            // Handled by the sender at once, or by the review's thread.
             Command::Start
             | Command::EstimateTraining { .. }
             | Command::SaveSettings { .. }
             | Command::Cancel
-            | Command::Pick { .. } => Ok(()),
+            | Command::Pick { .. }
+            | Command::OpenDataset { .. }
+            | Command::Review { .. }
+            | Command::ReviewAt { .. }
+            | Command::RenameDataset { .. }
+            | Command::DeleteDataset { .. }
+            | Command::ExportDataset { .. }
+            | Command::ImportDataset { .. } => Ok(()),
         }
     }
 
@@ -196,10 +225,23 @@ impl Worker {
             machine,
             library: self.library.entries(),
             interrupted: self.library.interrupted(),
+            datasets: self.datasets().entries(),
+            styles: STYLES
+                .iter()
+                .map(|style| StyleChoice {
+                    id: style.id.to_string(),
+                    label: style.label.to_string(),
+                    template: style.template.to_string(),
+                })
+                .collect(),
         });
         if let Some(message) = warning {
             self.emit(Event::Notice { message });
         }
+    }
+
+    fn datasets(&self) -> MutexGuard<'_, Datasets> {
+        self.datasets.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn emit_library(&self) {
@@ -297,17 +339,18 @@ impl Worker {
             let source = PathBuf::from(&request.sources[0]);
             let fraction = request.validation_fraction;
             if fraction > 0.0 && dialogues.len() >= 2 {
-                let (train, held) = data::split(dialogues, fraction, request.seed);
-                let validation = TrainData {
+                let (train, held) = data::split_for_validation(dialogues, fraction, request.seed);
+                // Fewer than two reviewed summaries leave nothing to hold out.
+                let validation = (!held.is_empty()).then(|| TrainData {
                     source: source.clone(),
                     dialogues: held,
-                };
+                });
                 (
                     TrainData {
                         source,
                         dialogues: train,
                     },
-                    Some(validation),
+                    validation,
                     formats.join(", "),
                 )
             } else {
@@ -323,13 +366,19 @@ impl Worker {
             .iter()
             .flat_map(|d| d.turns.iter().filter_map(|t| t.speaker.as_deref()))
             .collect();
+        let reviewed = |d: &Dialogue| d.reviewed_summary().is_some();
         let summary = DataSummary {
             sources: request.sources.clone(),
             format,
             dialogues: all.len(),
-            with_summary: all.iter().filter(|d| !d.summaries.is_empty()).count(),
+            with_summary: all.iter().filter(|d| reviewed(d)).count(),
+            drafts: all
+                .iter()
+                .filter(|d| d.draft && !d.summaries.is_empty())
+                .count(),
             speakers: speakers.len(),
             train: train.dialogues.len(),
+            train_examples: train.dialogues.iter().filter(|d| reviewed(d)).count(),
             validation: validation.as_ref().map_or(0, |v| v.dialogues.len()),
             warnings,
             preview: all
@@ -340,6 +389,7 @@ impl Worker {
                     id: id_text(d, index),
                     dialogue: d.dialogue.clone(),
                     summary: d.summaries.first().cloned().unwrap_or_default(),
+                    draft: d.draft,
                 })
                 .collect(),
         };
@@ -356,28 +406,34 @@ impl Worker {
 
     /// The whole prompt and summary length in tokens of each training example, counted once per
     /// model and data: estimates are asked for at every change of a setting.
-    fn example_lengths(&mut self) -> Result<&[(usize, usize)]> {
-        if self.example_lengths.is_none() {
+    fn example_lengths(&mut self, template: &str) -> Result<&[(usize, usize)]> {
+        if self
+            .example_lengths
+            .as_ref()
+            .is_none_or(|(t, _)| t != template)
+        {
             let model = self.model()?;
             let data = self.data()?;
             let tokenizer = &model.summarizer.model.tokenizer;
-            let settings = TrainSettings::default();
             let mut lengths = Vec::with_capacity(data.train.dialogues.len());
             for dialogue in &data.train.dialogues {
-                let Some(summary) = dialogue.summaries.first() else {
+                // The trainer's own choice: drafts nobody accepted are left out.
+                let Some(summary) = dialogue.reviewed_summary() else {
                     continue;
                 };
-                let prompt = settings
-                    .prompt_template
-                    .replace("{dialogue}", &dialogue.dialogue);
+                let prompt = template.replace("{dialogue}", &dialogue.dialogue);
                 lengths.push((
                     tokenizer.encode(&prompt, usize::MAX)?.ids.len(),
                     tokenizer.encode(summary, usize::MAX)?.ids.len(),
                 ));
             }
-            self.example_lengths = Some(lengths);
+            self.example_lengths = Some((template.to_string(), lengths));
         }
-        Ok(self.example_lengths.as_deref().unwrap_or_default())
+        Ok(self
+            .example_lengths
+            .as_ref()
+            .map(|(_, lengths)| lengths.as_slice())
+            .unwrap_or_default())
     }
 
     fn estimate(&mut self, options: &TrainOptions) -> Result<Estimate> {
@@ -385,7 +441,7 @@ impl Worker {
         // The trainer's refusals come first: a batch of 0 has no step count.
         settings.validate()?;
         let (examples, tokens) = {
-            let lengths = self.example_lengths()?;
+            let lengths = self.example_lengths(&settings.prompt_template)?;
             let tokens: usize = lengths
                 .iter()
                 .map(|&(source, target)| {
@@ -492,7 +548,9 @@ impl Worker {
                     total_steps: total,
                 });
             }
-            TrainEvent::Warning { message } => emitter.emit(Event::TrainWarning { message }),
+            TrainEvent::Warning { message } => emitter.emit(Event::TrainWarning {
+                message: in_app_words(&message),
+            }),
             TrainEvent::Step(record) => {
                 emitter.emit(Event::TrainStep(TrainPoint {
                     step: record.step,
@@ -508,6 +566,7 @@ impl Worker {
                     stage: format!("Training \"{name}\""),
                     done: record.step as u64,
                     total: total_steps as u64,
+                    eta_s: Some(record.eta_s),
                 });
             }
             TrainEvent::Checkpoint { .. } => {}
@@ -547,7 +606,7 @@ impl Worker {
         let mut dialogues: Vec<Dialogue> = source
             .dialogues
             .iter()
-            .filter(|d| !d.summaries.is_empty())
+            .filter(|d| d.reviewed_summary().is_some())
             .take(limit.max(1))
             .cloned()
             .collect();
@@ -564,7 +623,7 @@ impl Worker {
         for name in adapters {
             self.library.attach(name, &mut model.summarizer)?;
         }
-        let settings = EvalSettings {
+        let mut settings = EvalSettings {
             summarize: SummarizeSettings::default(),
             max_target_length: 128,
             use_stemmer: false,
@@ -575,6 +634,8 @@ impl Worker {
         let labels = std::iter::once(None).chain(adapters.iter().map(|a| Some(a.as_str())));
         let mut runs = Vec::new();
         for adapter in labels {
+            // Each adapter with the prompt it was trained with.
+            settings.summarize.prompt_template = model.summarizer.prompt_template(adapter, None);
             runs.push(eval::evaluate(
                 &model.summarizer,
                 adapter,
@@ -623,7 +684,12 @@ impl Worker {
         Ok(())
     }
 
-    fn summarize(&mut self, transcript: Transcript, adapter: Option<String>) -> Result<()> {
+    fn summarize(
+        &mut self,
+        transcript: Transcript,
+        adapter: Option<String>,
+        prompt_template: Option<String>,
+    ) -> Result<()> {
         let options = ImportOptions::default();
         let (imported, source) = match transcript {
             Transcript::Text { text } => (
@@ -650,7 +716,13 @@ impl Worker {
         if let Some(name) = &adapter {
             self.library.attach(name, &mut model.summarizer)?;
         }
-        let settings = SummarizeSettings::default();
+        let settings = SummarizeSettings {
+            prompt_template: model
+                .summarizer
+                .prompt_template(adapter.as_deref(), prompt_template.as_deref()),
+            ..SummarizeSettings::default()
+        };
+        settings.validate()?;
         let progress = self.emitter.progress(Task::Summarize);
         let turns = if dialogue.turns.is_empty() {
             vec![Turn {
@@ -672,6 +744,7 @@ impl Worker {
         self.emit(Event::Summary(SummaryResult {
             source,
             adapter,
+            prompt_template: settings.prompt_template,
             text: summary.summary,
             windows: summary.windows.max(1),
         }));
@@ -679,10 +752,112 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// A dataset of the imported dialogues (training and validation alike), opened for review.
+    fn create_dataset(&mut self, name: &str, style: &str) -> Result<()> {
+        let data = self.data()?;
+        let dialogues: Vec<Dialogue> = data
+            .train
+            .dialogues
+            .iter()
+            .chain(data.validation.iter().flat_map(|v| &v.dialogues))
+            .cloned()
+            .collect();
+        let view = self.datasets().create(name, style, &dialogues)?;
+        self.emit(Event::Datasets {
+            datasets: self.datasets().entries(),
+        });
+        self.emit(Event::Dataset(view));
+        Ok(())
+    }
+
+    /// A drafting round: every dialogue of the dataset not accepted yet, in batches, each batch
+    /// saved (and shown) as it comes; a cancel keeps the drafts made so far.
+    fn draft_dataset(&mut self, name: &str, adapter: Option<String>, style: &str) -> Result<()> {
+        let Some(model) = self.model.as_mut() else {
+            return Err(Error::settings("load a model first (the Model screen)"));
+        };
+        if let Some(adapter) = &adapter {
+            self.library.attach(adapter, &mut model.summarizer)?;
+        }
+        let work = self
+            .datasets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .begin_round(name, adapter.clone(), style)?;
+        let drafted = self.draft_round(name, adapter.as_deref(), style, &work);
+        self.datasets().end_round();
+        self.emit(Event::Datasets {
+            datasets: self.datasets().entries(),
+        });
+        drafted
+    }
+
+    fn draft_round(
+        &self,
+        name: &str,
+        adapter: Option<&str>,
+        style: &str,
+        work: &super::datasets::RoundWork,
+    ) -> Result<()> {
+        let model = self.model()?;
+        let settings = SummarizeSettings {
+            prompt_template: style.to_string(),
+            ..SummarizeSettings::default()
+        };
+        let total = work.dialogues.len() as u64;
+        let stage = format!("Drafting \"{name}\"");
+        let started = Instant::now();
+        let mut done = 0u64;
+        self.emit(Event::Progress {
+            task: Task::Draft,
+            stage: stage.clone(),
+            done,
+            total,
+            eta_s: None,
+        });
+        for chunk in work.dialogues.chunks(settings.batch_size) {
+            self.cancel.check()?;
+            let dialogues: Vec<Dialogue> = chunk.iter().map(|(_, d)| d.clone()).collect();
+            let (summaries, _) = dialora_engine::long_input::summarize_all(
+                &model.summarizer,
+                &dialogues,
+                Speakers::Names,
+                LongInput::Window,
+                adapter,
+                &settings,
+                &self.cancel,
+                &NoProgress,
+            )?;
+            let drafts = chunk
+                .iter()
+                .zip(summaries)
+                .map(|((index, _), summary)| (*index, summary.summary))
+                .collect();
+            let change = self.datasets().put_drafts(name, work.round, drafts)?;
+            self.emit(Event::DatasetChanged(change));
+            done += chunk.len() as u64;
+            let per_dialogue = started.elapsed().as_secs_f64() / done as f64;
+            self.emit(Event::Progress {
+                task: Task::Draft,
+                stage: stage.clone(),
+                done,
+                total,
+                eta_s: Some(per_dialogue * (total - done) as f64),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The engine words its messages for the command line; where they name an option, the app names
 /// its own field instead.
 fn in_app_words(message: &str) -> String {
-    const FIELDS: [(&str, &str); 13] = [
+    const FIELDS: [(&str, &str); 14] = [
+        (
+            " (\"draft\": true); review them, or pass --include-drafts",
+            "; accept them on the Review screen to train on them",
+        ),
         (
             "--dialogue-column",
             "the Dialogue column field (Data, Column names)",
@@ -734,6 +909,10 @@ fn train_settings(options: &TrainOptions, validation: bool) -> TrainSettings {
         eval_every: validation.then_some(options.eval_every),
         checkpoint_every: Some(options.checkpoint_every),
         seed: options.seed,
+        prompt_template: options
+            .prompt_template
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PROMPT.to_string()),
         ..TrainSettings::default()
     }
 }

@@ -106,7 +106,7 @@ fn row(ui: &mut Ui, state: &mut State, entry: &AdapterEntry, out: &mut Vec<Comma
     ui.label(&entry.base_model);
     ui.label(format!("{} / {}", entry.rank, entry.targets.join(",")));
     ui.label(widgets::bytes(entry.bytes));
-    ui.label(date(entry.modified));
+    ui.label(widgets::date(entry.modified));
     ui.label(
         entry
             .rouge
@@ -147,37 +147,5 @@ fn with_extension(path: &str) -> String {
         path.to_string()
     } else {
         format!("{path}.dlora")
-    }
-}
-
-/// `seconds` since the Unix epoch as a UTC date and time.
-fn date(seconds: u64) -> String {
-    let days = (seconds / 86_400) as i64;
-    let minutes = seconds % 86_400 / 60;
-    // Howard Hinnant's days-to-civil conversion.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year}-{month:02}-{day:02} {:02}:{:02}",
-        minutes / 60,
-        minutes % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dates_are_utc_calendar_dates() {
-        assert_eq!(super::date(0), "1970-01-01 00:00");
-        // Checked against Python's datetime.utcfromtimestamp.
-        assert_eq!(super::date(1_795_950_000), "2026-11-29 11:00");
-        assert_eq!(super::date(951_782_400), "2000-02-29 00:00");
     }
 }

@@ -108,13 +108,24 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         "{} dialogues, {} with a summary, {} speakers · {} for training, {} for validation",
         data.dialogues, data.with_summary, data.speakers, data.train, data.validation
     ));
+    if data.drafts > 0 {
+        ui.label(format!(
+            "{} summaries are drafts nobody accepted yet: training leaves them out.",
+            data.drafts
+        ));
+    }
     if data.with_summary == 0 {
-        ui.label(
-            RichText::new(
-                "No dialogue has a summary: this data can be summarized, not trained on.",
-            )
-            .color(ui.visuals().warn_fg_color),
-        );
+        ui.horizontal_wrapped(|ui| {
+            ui.label(
+                RichText::new(
+                    "No dialogue has a summary yet: let the model draft them, correct the drafts, and train on your corrections.",
+                )
+                .color(ui.visuals().warn_fg_color),
+            );
+            if ui.button("Review drafts").clicked() {
+                state.requested_screen = Some(crate::screens::Screen::Review);
+            }
+        });
     }
     if !data.warnings.is_empty() {
         egui::CollapsingHeader::new(format!("{} warnings", data.warnings.len()))

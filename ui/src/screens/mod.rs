@@ -4,6 +4,7 @@ mod adapters;
 mod data;
 mod evaluate;
 mod model;
+mod review;
 mod settings;
 mod summarize;
 mod train;
@@ -17,6 +18,7 @@ use crate::state::State;
 pub enum Screen {
     Model,
     Data,
+    Review,
     Train,
     Evaluate,
     Summarize,
@@ -25,9 +27,10 @@ pub enum Screen {
 }
 
 impl Screen {
-    pub const ALL: [Screen; 7] = [
+    pub const ALL: [Screen; 8] = [
         Screen::Model,
         Screen::Data,
+        Screen::Review,
         Screen::Train,
         Screen::Evaluate,
         Screen::Summarize,
@@ -39,6 +42,7 @@ impl Screen {
         match self {
             Screen::Model => "Model",
             Screen::Data => "Data",
+            Screen::Review => "Review",
             Screen::Train => "Train",
             Screen::Evaluate => "Evaluate",
             Screen::Summarize => "Summarize",
@@ -52,6 +56,7 @@ pub fn show(screen: Screen, ui: &mut Ui, state: &mut State, out: &mut Vec<Comman
     match screen {
         Screen::Model => model::show(ui, state, out),
         Screen::Data => data::show(ui, state, out),
+        Screen::Review => review::show(ui, state, out),
         Screen::Train => train::show(ui, state, out),
         Screen::Evaluate => evaluate::show(ui, state, out),
         Screen::Summarize => summarize::show(ui, state, out),
@@ -60,7 +65,8 @@ pub fn show(screen: Screen, ui: &mut Ui, state: &mut State, out: &mut Vec<Comman
     }
 }
 
-/// The command of a screen's main button (Ctrl+Enter), when it can run now.
+/// The command of a screen's main button (Ctrl+Enter), when it can run now. Review takes
+/// Ctrl+Enter itself (it accepts the draft), even while drafts are written.
 pub fn main_action(screen: Screen, state: &State) -> Option<Command> {
     match screen {
         Screen::Model => Some(model::load_command(state)),
@@ -68,6 +74,6 @@ pub fn main_action(screen: Screen, state: &State) -> Option<Command> {
         Screen::Train => train::train_command(state),
         Screen::Evaluate => evaluate::evaluate_command(state),
         Screen::Summarize => summarize::summarize_command(state),
-        Screen::Adapters | Screen::Settings => None,
+        Screen::Review | Screen::Adapters | Screen::Settings => None,
     }
 }

@@ -6,11 +6,15 @@ use crate::protocol::Command;
 use crate::state::State;
 use crate::widgets;
 
-const SHORTCUTS: [(&str, &str); 5] = [
-    ("Ctrl+1 … Ctrl+7", "Go to a screen"),
+const SHORTCUTS: [(&str, &str); 6] = [
+    ("Ctrl+1 … Ctrl+8", "Go to a screen"),
     (
         "Ctrl+Enter",
-        "The screen's main action (load, import, train, evaluate, summarize)",
+        "The screen's main action (load, import, train, evaluate, summarize); on Review, accept the summary and move on",
+    ),
+    (
+        "Ctrl+Up, Ctrl+Down",
+        "On Review: the previous or next dialogue",
     ),
     (
         "Esc",

@@ -23,6 +23,7 @@ pub fn summarize_command(state: &State) -> Option<Command> {
     state.model.as_ref().map(|_| Command::Summarize {
         transcript,
         adapter: state.active_adapter.clone(),
+        prompt_template: state.summary_style.clone(),
     })
 }
 
@@ -50,27 +51,21 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
     if !state.transcript_file.trim().is_empty() && !state.transcript_text.trim().is_empty() {
         ui.label(RichText::new("The file is used; clear its field to use the pasted text.").weak());
     }
-    ui.horizontal(|ui| {
-        let selected = state
-            .active_adapter
-            .clone()
-            .unwrap_or_else(|| "None".into());
-        let label = ui.label("Adapter:");
-        egui::ComboBox::from_id_salt("summary-adapter")
-            .selected_text(selected)
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut state.active_adapter, None, "None (the model alone)");
-                for entry in &state.library {
-                    ui.selectable_value(
-                        &mut state.active_adapter,
-                        Some(entry.name.clone()),
-                        &entry.name,
-                    );
-                }
-            })
-            .response
-            .labelled_by(label.id);
-    });
+    widgets::adapter_picker(ui, "Adapter:", &state.library, &mut state.active_adapter);
+    let own = state
+        .active_adapter
+        .as_ref()
+        .and_then(|name| state.library.iter().find(|a| &a.name == name))
+        .and_then(|a| a.prompt_template.as_deref())
+        .map(|template| format!("As the adapter learned ({})", state.style_label(template)));
+    let none_label = own.unwrap_or_else(|| "Summary (as DialogSum)".to_string());
+    widgets::style_picker(
+        ui,
+        "Kind of summary:",
+        &state.styles,
+        &mut state.summary_style,
+        Some(&none_label),
+    );
     let command = summarize_command(state);
     if state.model.is_none() {
         ui.label(RichText::new("Load a model first (Model, Ctrl+1).").weak());
@@ -87,6 +82,8 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         (None, windows) => format!("with the model alone, in {windows} windows"),
     };
     ui.label(RichText::new(format!("Summary of {} ({how})", summary.source)).strong());
+    ui.label(RichText::new(state.style_label(&summary.prompt_template)).weak())
+        .on_hover_text(&summary.prompt_template);
     egui::Frame::group(ui.style()).show(ui, |ui| {
         ui.add(egui::Label::new(&summary.text).selectable(true));
     });

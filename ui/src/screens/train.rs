@@ -14,7 +14,7 @@ use crate::widgets;
 const TARGETS: [&str; 9] = ["q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo", "lm_head"];
 
 pub fn train_command(state: &State) -> Option<Command> {
-    let ready = state.model.is_some() && state.data.as_ref().is_some_and(|d| d.with_summary > 0);
+    let ready = state.model.is_some() && state.train_examples() > 0;
     (ready && !state.adapter_name.trim().is_empty()).then(|| Command::Train {
         name: state.adapter_name.trim().to_string(),
         settings: state.train.clone(),
@@ -33,29 +33,54 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
     }
     if state.data.is_none() {
         ui.label(RichText::new("Import dialogues with summaries first (Data, Ctrl+2).").strong());
+    } else if state.train_examples() == 0 {
+        ui.label(
+            RichText::new(
+                "No training dialogue has a summary yet: accept some drafts on Review (Ctrl+3) first.",
+            )
+            .strong(),
+        );
     }
     ui.horizontal(|ui| {
         let label = ui.label("Adapter name");
         ui.text_edit_singleline(&mut state.adapter_name)
             .labelled_by(label.id);
     });
+    let examples = state.train_examples();
+    let chosen = Preset::of(&state.train, examples);
     ui.horizontal(|ui| {
         ui.label("Preset:");
         for preset in Preset::ALL {
-            let chosen = state.train == preset.options();
-            if ui.selectable_label(chosen, preset.label()).clicked() {
-                state.train = preset.options();
+            if ui
+                .selectable_label(chosen == Some(preset), preset.label())
+                .clicked()
+            {
+                state.train = preset.options(examples, state.train.prompt_template.clone());
             }
         }
     });
-    let description = Preset::ALL
-        .into_iter()
-        .find(|p| state.train == p.options())
-        .map_or(
-            "Your own settings (Advanced settings).",
-            Preset::description,
-        );
+    let description = chosen.map_or(
+        "Your own settings (Advanced settings).",
+        Preset::description,
+    );
     ui.label(RichText::new(description).weak());
+    if chosen.is_some() && (state.train.epochs > 1 || state.train.batch_size < 8) && examples > 0 {
+        ui.label(
+            RichText::new(format!(
+                "Chosen for {examples} training dialogues: batches of {}, {} passes over them.",
+                state.train.batch_size, state.train.epochs
+            ))
+            .weak(),
+        );
+    }
+    widgets::style_picker(
+        ui,
+        "Kind of summary",
+        &state.styles,
+        &mut state.train.prompt_template,
+        None,
+    );
+    ui.label(RichText::new(crate::presets::explain::STYLE).weak());
     egui::CollapsingHeader::new("Advanced settings")
         .default_open(false)
         .show(ui, |ui| settings_grid(ui, state));
@@ -198,7 +223,7 @@ fn settings_grid(ui: &mut Ui, state: &mut State) {
 
 /// Asks for a new estimate whenever the settings, model or data changed.
 fn ask_for_estimate(state: &mut State, out: &mut Vec<Command>) {
-    let ready = state.model.is_some() && state.data.as_ref().is_some_and(|d| d.with_summary > 0);
+    let ready = state.model.is_some() && state.train_examples() > 0;
     if ready && !state.busy() && state.estimate_asked.as_ref() != Some(&state.train) {
         state.estimate_asked = Some(state.train.clone());
         out.push(Command::EstimateTraining {
@@ -223,7 +248,7 @@ fn progress(ui: &mut Ui, view: &TrainingView) {
         line += &format!(" · validation loss {validation:.3}");
     }
     if view.finished {
-        line += " · finished and saved in the library: evaluate it (Ctrl+4) or summarize with it (Ctrl+5)";
+        line += " · finished and saved in the library: let it draft the rest on Review (Ctrl+3), evaluate it (Ctrl+5) or summarize with it (Ctrl+6)";
     } else if let Some(step) = view.stopped_at {
         line += &format!(" · stopped at step {step}, resumable");
     } else {
