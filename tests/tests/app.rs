@@ -46,12 +46,14 @@ fn wait(harness: &mut Harness<'_, DialoraApp>, what: &str, done: impl Fn(&State)
         let state = &harness.state().state;
         assert!(
             start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what}; running {:?}, training {:?}",
+            "timed out waiting for {what}; running {:?}, training {:?}, notice {:?}, screen {:?}",
             state.running,
             state
                 .training
                 .as_ref()
-                .map(|t| (&t.name, t.points.len(), t.stopped_at))
+                .map(|t| (&t.name, t.points.len(), t.stopped_at)),
+            state.notice,
+            harness.state().screen,
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -125,7 +127,8 @@ fn load_model(harness: &mut Harness<'_, DialoraApp>) {
         &model.display().to_string(),
     );
     click(harness, "Load model");
-    wait(harness, "the model", |s| s.model.is_some());
+    // The result comes just before the task ends; the buttons wait for that.
+    wait(harness, "the model", |s| s.model.is_some() && !s.busy());
 }
 
 fn load_model_and_data(harness: &mut Harness<'_, DialoraApp>) {
@@ -134,7 +137,15 @@ fn load_model_and_data(harness: &mut Harness<'_, DialoraApp>) {
     type_into(harness, "Data files", &data.display().to_string());
     harness.state_mut().state.validation_percent = 25.0;
     click(harness, "Import");
-    wait(harness, "the data", |s| s.data.is_some());
+    wait(harness, "the data", |s| s.data.is_some() && !s.busy());
+}
+
+/// Waits for the estimate of the settings shown: its line moves the buttons below it, so a click
+/// before it arrives can land where a button was.
+fn wait_for_estimate(harness: &mut Harness<'_, DialoraApp>) {
+    wait(harness, "the estimate", |s| {
+        s.estimate.as_ref().is_some_and(|e| e.settings == s.train)
+    });
 }
 
 /// Small and quick settings for the fixture model.
@@ -163,9 +174,7 @@ fn a_user_goes_from_a_csv_to_a_shared_adapter_and_a_saved_summary() {
 
     go_to(&mut harness, Screen::Train);
     quick_settings(&mut harness, "support", 6, 100);
-    wait(&mut harness, "the estimate", |s| {
-        s.estimate.as_ref().is_some_and(|e| e.settings == s.train)
-    });
+    wait_for_estimate(&mut harness);
     assert!(shown(&harness, "Estimate: 6 steps"));
     click(&mut harness, "Start training");
     wait(&mut harness, "two training steps", |s| {
@@ -306,7 +315,9 @@ fn transcripts_without_summaries_become_an_adapter_by_correcting_drafts() {
     let folder = fixtures().join("data/meetings");
     type_into(&mut harness, "Data files", &folder.display().to_string());
     click(&mut harness, "Import");
-    wait(&mut harness, "the transcripts", |s| s.data.is_some());
+    wait(&mut harness, "the transcripts", |s| {
+        s.data.is_some() && !s.busy()
+    });
     let data = harness.state().state.data.clone().unwrap();
     assert_eq!((data.dialogues, data.with_summary), (6, 0));
     assert!(shown(&harness, "No dialogue has a summary yet"));
@@ -346,6 +357,7 @@ fn transcripts_without_summaries_become_an_adapter_by_correcting_drafts() {
             .all(|i| i.draft && !i.turns.is_empty())
     );
     assert!(shown(&harness, "0 of 6 reviewed · 0 accepted"));
+    assert_eq!(harness.state().state.new_dataset_name, "meetings-2");
     assert!(shown(
         &harness,
         "Round 1, drafted by the model alone: 6 drafts"
@@ -390,7 +402,9 @@ fn transcripts_without_summaries_become_an_adapter_by_correcting_drafts() {
     load_model(&mut harness);
     go_to(&mut harness, Screen::Review);
     click(&mut harness, "Train on this dataset");
-    wait(&mut harness, "the dataset as data", |s| s.data.is_some());
+    wait(&mut harness, "the dataset as data", |s| {
+        s.data.is_some() && !s.busy()
+    });
     assert_eq!(harness.state().screen, Screen::Train);
     let data = harness.state().state.data.clone().unwrap();
     assert_eq!((data.with_summary, data.drafts), (4, 2));
@@ -403,6 +417,7 @@ fn transcripts_without_summaries_become_an_adapter_by_correcting_drafts() {
     );
     assert!(shown(&harness, "Chosen for"));
     harness.state_mut().state.adapter_name = "meetings-v1".into();
+    wait_for_estimate(&mut harness);
     click(&mut harness, "Start training");
     wait(&mut harness, "the end of training", |s| {
         s.training.as_ref().is_some_and(|t| t.finished)
@@ -482,6 +497,7 @@ fn closing_the_window_during_training_leaves_a_run_to_resume() {
     load_model_and_data(&mut harness);
     go_to(&mut harness, Screen::Train);
     quick_settings(&mut harness, "closed", 5000, 1000);
+    wait_for_estimate(&mut harness);
     click(&mut harness, "Start training");
     wait(&mut harness, "a training step", |s| {
         s.training.as_ref().is_some_and(|t| !t.points.is_empty())
@@ -565,9 +581,7 @@ fn engine_errors_are_readable_messages_in_the_app() {
 
     go_to(&mut harness, Screen::Train);
     quick_settings(&mut harness, "too-big", 4, 100);
-    wait(&mut harness, "the estimate", |s| {
-        s.estimate.as_ref().is_some_and(|e| e.settings == s.train)
-    });
+    wait_for_estimate(&mut harness);
     assert!(!harness.state().state.estimate.as_ref().unwrap().fits);
     click(&mut harness, "Start training");
     shows_error(&mut harness, &["memory", "this machine has 0.1 GB"]);

@@ -404,6 +404,10 @@ impl State {
                 self.datasets = datasets;
             }
             Event::Dataset(view) => {
+                // The next dataset gets a name of its own rather than a refusal.
+                if self.new_dataset_name.trim() == view.entry.name {
+                    self.new_dataset_name = next_name(&view.entry.name);
+                }
                 self.settings.last_dataset = view.entry.name.clone();
                 self.review_style = view.style.clone();
                 self.review = Some(Review::new(view));
