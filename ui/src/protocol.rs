@@ -126,6 +126,21 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether it is the review's quick file work, done on a thread of its own so that a review
+    /// goes on while the worker drafts.
+    pub fn for_review(&self) -> bool {
+        matches!(
+            self,
+            Command::OpenDataset { .. }
+                | Command::Review { .. }
+                | Command::ReviewAt { .. }
+                | Command::RenameDataset { .. }
+                | Command::DeleteDataset { .. }
+                | Command::ExportDataset { .. }
+                | Command::ImportDataset { .. }
+        )
+    }
+
     /// The long task this command runs on the engine's worker, if any.
     pub fn task(&self) -> Option<Task> {
         match self {
@@ -137,7 +152,7 @@ impl Command {
             Command::Evaluate { .. } | Command::ExportReport { .. } => Some(Task::Evaluate),
             Command::Summarize { .. } | Command::SaveText { .. } => Some(Task::Summarize),
             Command::CreateDataset { .. } | Command::DraftDataset { .. } => Some(Task::Draft),
-            // Quick file work on a thread of its own, so a review goes on while drafts are made.
+            // [`Command::for_review`]: quick file work on the review's own thread.
             Command::OpenDataset { .. }
             | Command::Review { .. }
             | Command::ReviewAt { .. }

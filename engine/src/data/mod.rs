@@ -86,6 +86,13 @@ impl Dialogue {
             .flatten()
     }
 
+    /// The summary when it is a draft nobody has reviewed yet.
+    pub fn unreviewed_draft(&self) -> Option<&str> {
+        self.draft
+            .then(|| self.summaries.first().map(String::as_str))
+            .flatten()
+    }
+
     /// The dialogue's id, or its position `index` in the input when it has none.
     pub fn id_or_position(&self, index: usize) -> Value {
         self.id.clone().unwrap_or_else(|| Value::from(index))
@@ -966,7 +973,7 @@ pub fn statistics(
             .count(),
         drafts: dialogues
             .iter()
-            .filter(|d| d.draft && !d.summaries.is_empty())
+            .filter(|d| d.unreviewed_draft().is_some())
             .count(),
         turns: dialogues.iter().map(|d| d.turns.len()).sum(),
         speakers: speakers.len(),

@@ -439,10 +439,7 @@ fn item_of(dialogue: &Dialogue, index: usize) -> ReviewItem {
         other => other.to_string(),
     };
     let reviewed = dialogue.reviewed_summary().map(str::to_string);
-    let draft = dialogue
-        .draft
-        .then(|| dialogue.summaries.first().cloned())
-        .flatten();
+    let draft = dialogue.unreviewed_draft().map(str::to_string);
     ReviewItem {
         id,
         dialogue: dialogue.dialogue.clone(),

@@ -213,13 +213,7 @@ impl Backend for InProcess {
         match command {
             Command::Cancel => self.cancel.cancel(),
             Command::Pick { purpose } => self.pick(purpose),
-            command @ (Command::OpenDataset { .. }
-            | Command::Review { .. }
-            | Command::ReviewAt { .. }
-            | Command::RenameDataset { .. }
-            | Command::DeleteDataset { .. }
-            | Command::ExportDataset { .. }
-            | Command::ImportDataset { .. }) => {
+            command if command.for_review() => {
                 if let Some(commands) = &self.dataset_commands {
                     let _ = commands.send(command);
                 }

@@ -374,7 +374,7 @@ impl Worker {
             with_summary: all.iter().filter(|d| reviewed(d)).count(),
             drafts: all
                 .iter()
-                .filter(|d| d.draft && !d.summaries.is_empty())
+                .filter(|d| d.unreviewed_draft().is_some())
                 .count(),
             speakers: speakers.len(),
             train: train.dialogues.len(),
