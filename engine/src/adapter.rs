@@ -37,6 +37,13 @@ pub struct AdapterFiles {
 }
 
 impl AdapterFiles {
+    /// The card as a JSON object, when there is one.
+    pub fn card_json(&self) -> Option<serde_json::Value> {
+        serde_json::from_str::<serde_json::Value>(self.card.as_deref()?)
+            .ok()
+            .filter(serde_json::Value::is_object)
+    }
+
     /// The prompt template the adapter was trained with, when its card records one (adapters
     /// from PEFT have none, and are used with the reference prompt).
     pub fn prompt_template(&self) -> Option<String> {
@@ -64,7 +71,7 @@ pub fn read(path: &Path, device: &Device) -> Result<AdapterFiles> {
         path.to_path_buf()
     };
     if !folder.is_dir() {
-        return Err(Error::file(path, "no such adapter folder"));
+        return Err(Error::missing(path, "no such adapter folder"));
     }
     let config_path = folder.join(CONFIG_FILE);
     let weights_path = folder.join(WEIGHTS_FILE);
@@ -219,8 +226,10 @@ pub fn import(source: &Path, folder: &Path) -> Result<()> {
     )
 }
 
-/// Reads an adapter in any form dialora reads and writes it as one shareable file.
-/// With `rouge`, the card records those scores (from an evaluation of the adapter).
+/// Reads an adapter in any form dialora reads and writes it as one shareable file. The card
+/// carries the adapter's name (its folder's, unless the card names it already), so that it is
+/// imported under that name whatever the file is called; with `rouge`, the card records those
+/// scores (from an evaluation of the adapter).
 pub fn export(source: &Path, file: &Path, rouge: Option<serde_json::Value>) -> Result<()> {
     let files = read(source, &Device::Cpu)?;
     let (config_text, tensors) = peft_parts(&files.config, module_weights(&files))?;
@@ -228,25 +237,25 @@ pub fn export(source: &Path, file: &Path, rouge: Option<serde_json::Value>) -> R
         ("format".to_string(), "pt".to_string()),
         (CONFIG_KEY.to_string(), config_text),
     ]);
-    let card = match rouge {
-        None => files.card,
-        Some(rouge) => {
-            let mut card = files
-                .card
-                .as_deref()
-                .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
-                .filter(serde_json::Value::is_object)
-                .unwrap_or_else(
-                    || serde_json::json!({ "base_model": files.config.base_model_name_or_path }),
-                );
-            card["rouge"] = rouge;
-            Some(card.to_string())
-        }
-    };
-    if let Some(card) = card {
-        metadata.insert(CARD_KEY.to_string(), card);
+    let mut card = files.card_json().unwrap_or_else(
+        || serde_json::json!({ "base_model": files.config.base_model_name_or_path }),
+    );
+    if card.get("name").is_none()
+        && source.is_dir()
+        && let Some(name) = source.file_name()
+    {
+        card["name"] = name.to_string_lossy().into();
     }
+    if let Some(rouge) = rouge {
+        card["rouge"] = rouge;
+    }
+    metadata.insert(CARD_KEY.to_string(), card.to_string());
     write_atomically(file, &serialize_tensors(&tensors, metadata)?)
+}
+
+/// The card of an adapter in any form dialora reads, when it has one.
+pub fn card(path: &Path) -> Result<Option<serde_json::Value>> {
+    Ok(read(path, &Device::Cpu)?.card_json())
 }
 
 fn module_weights(files: &AdapterFiles) -> impl Iterator<Item = (&str, &Tensor, &Tensor)> {

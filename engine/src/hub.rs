@@ -1,14 +1,15 @@
-//! Model and data sources: a local folder, or a Hugging Face Hub id (a model, or the DialogSum
-//! dataset) fetched with hf-hub into the standard cache (`HF_HOME`, endpoint from `HF_ENDPOINT`)
-//! with progress, and used offline from the cache once every file is there.
+//! Model, adapter and data sources: a local folder, or a Hugging Face Hub id (a model, an adapter,
+//! or the DialogSum dataset) fetched with hf-hub into the standard cache (`HF_HOME`, endpoint from
+//! `HF_ENDPOINT`) with progress, and used offline from the cache once every file is there.
 
 use std::path::{Path, PathBuf};
 
-use hf_hub::api::sync::ApiBuilder;
+use hf_hub::api::sync::{ApiBuilder, ApiError};
 use hf_hub::{Cache, Repo, RepoType};
 
+use crate::adapter;
 use crate::data::{self, ImportOptions, Imported};
-use crate::error::{Error, Result};
+use crate::error::{Error, HubProblem, Result};
 use crate::model::{ModelFiles, SHARD_INDEX, shard_files};
 use crate::task::{Progress, ProgressSink};
 
@@ -22,13 +23,29 @@ pub fn resolve_model(spec: &str, progress: &dyn ProgressSink) -> Result<ModelFil
         return ModelFiles::in_folder(path);
     }
     if !looks_like_hub_id(spec) {
-        return Err(Error::file(
+        return Err(Error::missing(
             path,
             "no such model folder (and not a Hub id like google/flan-t5-base)",
         ));
     }
     let folder = fetch_model(spec, progress)?;
     ModelFiles::in_folder(&folder)
+}
+
+/// Resolves an adapter the user named: an existing adapter folder or file, else a Hub id such as
+/// `someone/flan-t5-meetings-lora` (owner and name: a bare name is taken for a mistyped path),
+/// fetched into the Hub cache. Returns the local path to read with [`crate::adapter::read`].
+pub fn resolve_adapter(spec: &Path, progress: &dyn ProgressSink) -> Result<PathBuf> {
+    if spec.exists() {
+        return Ok(spec.to_path_buf());
+    }
+    match spec.to_str() {
+        Some(id) if id.contains('/') && looks_like_hub_id(id) => fetch_adapter(id, progress),
+        _ => Err(Error::missing(
+            spec,
+            "no such adapter file or folder (and not a Hub id like someone/flan-t5-meetings-lora)",
+        )),
+    }
 }
 
 fn looks_like_hub_id(spec: &str) -> bool {
@@ -57,7 +74,7 @@ pub fn fetch_model(model_id: &str, progress: &dyn ProgressSink) -> Result<PathBu
     let api = ApiBuilder::from_env()
         .with_progress(false)
         .build()
-        .map_err(|e| Error::Hub(format!("cannot reach the model hub: {e}")))?;
+        .map_err(|e| Error::hub(HubProblem::Other, format!("cannot use the model hub: {e}")))?;
     let repo = api.model(model_id.to_string());
     let download = |file: &str| -> Result<PathBuf> {
         let reporter = HubProgress {
@@ -87,9 +104,47 @@ pub fn fetch_model(model_id: &str, progress: &dyn ProgressSink) -> Result<PathBu
         }
     }
     config.parent().map(Path::to_path_buf).ok_or_else(|| {
-        Error::Hub(format!(
-            "{model_id}: the hub cache has an unexpected layout"
-        ))
+        Error::hub(
+            HubProblem::Other,
+            format!("{model_id}: the hub cache has an unexpected layout"),
+        )
+    })
+}
+
+/// The snapshot folder of the adapter repository `adapter_id` (PEFT's layout:
+/// `adapter_config.json` and `adapter_model.safetensors`) in the Hub cache, downloading what is
+/// missing.
+pub fn fetch_adapter(adapter_id: &str, progress: &dyn ProgressSink) -> Result<PathBuf> {
+    let cache = Cache::from_env();
+    let cached = cache.repo(Repo::new(adapter_id.to_string(), RepoType::Model));
+    if let Some(config) = cached.get(adapter::CONFIG_FILE)
+        && let Some(folder) = config.parent()
+        && folder.join(adapter::WEIGHTS_FILE).is_file()
+    {
+        return Ok(folder.to_path_buf());
+    }
+    let api = ApiBuilder::from_env()
+        .with_progress(false)
+        .build()
+        .map_err(|e| Error::hub(HubProblem::Other, format!("cannot use the model hub: {e}")))?;
+    let repo = api.model(adapter_id.to_string());
+    let download = |file: &str| -> Result<PathBuf> {
+        let reporter = HubProgress {
+            sink: progress,
+            stage: format!("downloading {adapter_id}/{file}"),
+            done: 0,
+            total: 0,
+        };
+        repo.download_with_progress(file, reporter)
+            .map_err(|e| hub_error(adapter_id, file, &e))
+    };
+    let config = download(adapter::CONFIG_FILE)?;
+    download(adapter::WEIGHTS_FILE)?;
+    config.parent().map(Path::to_path_buf).ok_or_else(|| {
+        Error::hub(
+            HubProblem::Other,
+            format!("{adapter_id}: the hub cache has an unexpected layout"),
+        )
     })
 }
 
@@ -137,7 +192,7 @@ pub fn resolve_dialogsum(
     let api = ApiBuilder::from_env()
         .with_progress(false)
         .build()
-        .map_err(|e| Error::Hub(format!("cannot reach the model hub: {e}")))?;
+        .map_err(|e| Error::hub(HubProblem::Other, format!("cannot use the model hub: {e}")))?;
     let reporter = HubProgress {
         sink: progress,
         stage: format!("downloading {DIALOGSUM_REPO}/{file}"),
@@ -150,17 +205,37 @@ pub fn resolve_dialogsum(
         .map_err(|e| hub_error(DIALOGSUM_REPO, &file, &e))
 }
 
-fn hub_error(model_id: &str, file: &str, error: &hf_hub::api::sync::ApiError) -> Error {
+fn hub_error(model_id: &str, file: &str, error: &ApiError) -> Error {
     let message = error.to_string();
     let detail = message.lines().next().unwrap_or("download failed");
-    if detail.contains("404") {
-        Error::Hub(format!(
-            "{model_id}: the hub has no file {file} (is the model id right?)"
-        ))
-    } else {
-        Error::Hub(format!(
-            "{model_id}/{file}: download failed: {detail} (offline? models already downloaded work without a network)"
-        ))
+    match hub_problem(error) {
+        HubProblem::NotFound => Error::hub(
+            HubProblem::NotFound,
+            format!("{model_id}: the hub has no file {file} (is the id right?)"),
+        ),
+        HubProblem::Offline => Error::hub(
+            HubProblem::Offline,
+            format!(
+                "{model_id}/{file}: the model hub cannot be reached ({detail}); what is already downloaded works without a network"
+            ),
+        ),
+        HubProblem::Other => Error::hub(
+            HubProblem::Other,
+            format!("{model_id}/{file}: download failed: {detail}"),
+        ),
+    }
+}
+
+/// Offline is any failure to reach the hub at all; not found is the hub's own answer.
+fn hub_problem(error: &ApiError) -> HubProblem {
+    match error {
+        ApiError::RequestError(request) => match request.as_ref() {
+            ureq::Error::Status(401 | 404, _) => HubProblem::NotFound,
+            ureq::Error::Status(..) => HubProblem::Other,
+            ureq::Error::Transport(_) => HubProblem::Offline,
+        },
+        ApiError::TooManyRetries(inner) => hub_problem(inner),
+        _ => HubProblem::Other,
     }
 }
 
@@ -201,7 +276,11 @@ impl HubProgress<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::looks_like_hub_id;
+    use std::path::Path;
+
+    use super::{looks_like_hub_id, resolve_adapter};
+    use crate::error::Kind;
+    use crate::task::NoProgress;
 
     #[test]
     fn hub_ids_are_told_from_paths() {
@@ -210,5 +289,18 @@ mod tests {
         assert!(!looks_like_hub_id("./models/x"));
         assert!(!looks_like_hub_id("a/b/c"));
         assert!(!looks_like_hub_id(""));
+    }
+
+    #[test]
+    fn a_missing_adapter_that_is_no_hub_id_is_a_missing_file() {
+        // A bare name is a mistyped path for adapters, never a download.
+        for spec in ["no-such-adapter", "./no/such/adapter", "a/b/c"] {
+            let error = resolve_adapter(Path::new(spec), &NoProgress).unwrap_err();
+            assert_eq!(error.kind(), Kind::Missing, "{spec}");
+            assert!(
+                error.to_string().contains("someone/flan-t5-meetings-lora"),
+                "{error}"
+            );
+        }
     }
 }

@@ -42,7 +42,9 @@ pub fn run(open: OpenRequest) -> Result<(), String> {
                 context.send_viewport_cmd(egui::ViewportCommand::Close);
                 context.request_repaint();
             });
-            let mut app = DialoraApp::new(Box::new(InProcess::start(config)));
+            let waker = creation.egui_ctx.clone();
+            let service = InProcess::start_waking(config, move || waker.request_repaint());
+            let mut app = DialoraApp::new(Box::new(service));
             app.open(open);
             Ok(Box::new(app))
         }),
@@ -50,12 +52,23 @@ pub fn run(open: OpenRequest) -> Result<(), String> {
     .map_err(|e| format!("cannot open the window: {e}"))
 }
 
-/// The system dialog for each purpose, opening in the data folder when one is set.
-pub(crate) fn pick(purpose: PickPurpose, settings: &Settings) -> Vec<String> {
+/// The system dialog for each purpose, opening where the field's path `current` is (with its
+/// file name for a save), else in the data folder when one is set.
+pub(crate) fn pick(purpose: PickPurpose, current: &str, settings: &Settings) -> Vec<String> {
     let mut dialog = rfd::FileDialog::new();
-    if !settings.data_folder.is_empty() {
-        dialog = dialog.set_directory(&settings.data_folder);
+    let current = std::path::Path::new(current.trim());
+    let folder = current
+        .parent()
+        .filter(|p| p.is_dir())
+        .or_else(|| (!settings.data_folder.is_empty()).then(|| settings.data_folder.as_ref()));
+    if let Some(folder) = folder {
+        dialog = dialog.set_directory(folder);
     }
+    let name = |default: &str| {
+        current
+            .file_name()
+            .map_or(default.to_string(), |n| n.to_string_lossy().into_owned())
+    };
     let one = |path: Option<std::path::PathBuf>| {
         path.map(|p| vec![p.display().to_string()])
             .unwrap_or_default()
@@ -77,17 +90,18 @@ pub(crate) fn pick(purpose: PickPurpose, settings: &Settings) -> Vec<String> {
             .pick_file()),
         PickPurpose::SaveSummary => one(dialog
             .add_filter("Text", &["txt", "md"])
-            .set_file_name("summary.txt")
+            .set_file_name(name("summary.txt"))
             .save_file()),
-        PickPurpose::ExportAdapter => {
-            one(dialog.add_filter("Dialora adapter", &["dlora"]).save_file())
-        }
+        PickPurpose::ExportAdapter => one(dialog
+            .add_filter("Dialora adapter", &["dlora"])
+            .set_file_name(name("adapter.dlora"))
+            .save_file()),
         PickPurpose::ImportAdapter => one(dialog
             .add_filter("Adapters", &["dlora", "safetensors"])
             .pick_file()),
         PickPurpose::ExportDataset => one(dialog
             .add_filter("Dialogues (JSONL)", &["jsonl"])
-            .set_file_name("dataset.jsonl")
+            .set_file_name(name("dataset.jsonl"))
             .save_file()),
         PickPurpose::ImportDataset => one(dialog
             .add_filter("Dialogues", &["jsonl", "json", "csv", "tsv"])

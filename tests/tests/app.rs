@@ -2,164 +2,17 @@
 //! this process, with the tiny fixture model: the whole flow from loading a model to a saved
 //! summary, closing the window mid-training, and engine errors shown as readable messages.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+mod harness;
 
-use dialora::service::{InProcess, ServiceConfig};
 use dialora_tests::fixtures;
 use dialora_ui::DialoraApp;
-use dialora_ui::protocol::ReviewStatus;
+use dialora_ui::protocol::{ProblemKind, ReviewStatus};
 use dialora_ui::screens::Screen;
 use dialora_ui::state::State;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-
-fn app(home: &Path, memory_bytes: u64) -> Harness<'static, DialoraApp> {
-    let service = InProcess::start(ServiceConfig {
-        home: home.to_path_buf(),
-        memory_bytes,
-        picker: None,
-    });
-    let app = DialoraApp::new(Box::new(service));
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 1000.0))
-        .build_ui_state(|ui, app: &mut DialoraApp| app.show(ui), app);
-    wait(&mut harness, "the engine to start", |s| s.ready);
-    harness
-}
-
-const PLENTY: u64 = 64 << 30;
-
-/// Runs frames until `done` holds for the app's state (the engine works on its own thread).
-fn wait(harness: &mut Harness<'_, DialoraApp>, what: &str, done: impl Fn(&State) -> bool) {
-    let start = Instant::now();
-    loop {
-        harness.step();
-        if done(&harness.state().state) {
-            harness.step();
-            return;
-        }
-        if let Some(error) = &harness.state().state.error {
-            panic!("while waiting for {what}: the app shows an error: {error}");
-        }
-        let state = &harness.state().state;
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what}; running {:?}, training {:?}, notice {:?}, screen {:?}",
-            state.running,
-            state
-                .training
-                .as_ref()
-                .map(|t| (&t.name, t.points.len(), t.stopped_at)),
-            state.notice,
-            harness.state().screen,
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits for the running task to end, whatever its outcome.
-fn wait_idle(harness: &mut Harness<'_, DialoraApp>) {
-    let start = Instant::now();
-    loop {
-        harness.step();
-        std::thread::sleep(Duration::from_millis(20));
-        harness.step();
-        if !harness.state().state.busy() {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the task did not end"
-        );
-    }
-}
-
-/// Whether some widget on screen shows `text`.
-fn shown(harness: &Harness<'_, DialoraApp>, text: &str) -> bool {
-    harness.query_all_by_label_contains(text).next().is_some()
-}
-
-fn text_field<'t>(harness: &'t Harness<'_, DialoraApp>, label: &'t str) -> egui_kittest::Node<'t> {
-    harness
-        .query_by_role_and_label(Role::TextInput, label)
-        .unwrap_or_else(|| harness.get_by_role_and_label(Role::MultilineTextInput, label))
-}
-
-/// Types into the text field labelled `label`, scrolled into view first.
-fn type_into(harness: &mut Harness<'_, DialoraApp>, label: &str, text: &str) {
-    text_field(harness, label).scroll_to_me();
-    harness.run_steps(2);
-    let field = text_field(harness, label);
-    field.focus();
-    field.type_text(text);
-    harness.run_steps(2);
-}
-
-/// Clicks the button `label`, scrolled into view first.
-fn click(harness: &mut Harness<'_, DialoraApp>, label: &str) {
-    harness
-        .get_by_role_and_label(Role::Button, label)
-        .scroll_to_me();
-    harness.run_steps(2);
-    harness.get_by_role_and_label(Role::Button, label).click();
-    harness.run_steps(2);
-}
-
-/// Clicks the screen's entry in the navigation.
-fn go_to(harness: &mut Harness<'_, DialoraApp>, screen: Screen) {
-    let position = Screen::ALL.iter().position(|s| *s == screen).unwrap_or(0);
-    harness
-        .get_by_label(&format!("{}  {}", position + 1, screen.title()))
-        .click();
-    harness.run_steps(2);
-    assert_eq!(harness.state().screen, screen);
-}
-
-fn load_model(harness: &mut Harness<'_, DialoraApp>) {
-    go_to(harness, Screen::Model);
-    harness.state_mut().state.model_source.clear();
-    let model = fixtures().join("t5-gated");
-    type_into(
-        harness,
-        "Hub id or model folder:",
-        &model.display().to_string(),
-    );
-    click(harness, "Load model");
-    // The result comes just before the task ends; the buttons wait for that.
-    wait(harness, "the model", |s| s.model.is_some() && !s.busy());
-}
-
-fn load_model_and_data(harness: &mut Harness<'_, DialoraApp>) {
-    load_model(harness);
-    let data = fixtures().join("data/support.csv");
-    type_into(harness, "Data files", &data.display().to_string());
-    harness.state_mut().state.validation_percent = 25.0;
-    click(harness, "Import");
-    wait(harness, "the data", |s| s.data.is_some() && !s.busy());
-}
-
-/// Waits for the estimate of the settings shown: its line moves the buttons below it, so a click
-/// before it arrives can land where a button was.
-fn wait_for_estimate(harness: &mut Harness<'_, DialoraApp>) {
-    wait(harness, "the estimate", |s| {
-        s.estimate.as_ref().is_some_and(|e| e.settings == s.train)
-    });
-}
-
-/// Small and quick settings for the fixture model.
-fn quick_settings(harness: &mut Harness<'_, DialoraApp>, name: &str, steps: usize, every: usize) {
-    let state = &mut harness.state_mut().state;
-    state.adapter_name = name.to_string();
-    state.train.rank = 4;
-    state.train.alpha = 8.0;
-    state.train.batch_size = 3;
-    state.train.max_steps = Some(steps);
-    state.train.checkpoint_every = every;
-    state.train.eval_every = 2;
-    state.train.learning_rate = 5e-3;
-}
+use harness::*;
 
 #[test]
 fn a_user_goes_from_a_csv_to_a_shared_adapter_and_a_saved_summary() {
@@ -185,7 +38,7 @@ fn a_user_goes_from_a_csv_to_a_shared_adapter_and_a_saved_summary() {
     let view = harness.state().state.training.clone().unwrap();
     let stopped = view.stopped_at.expect("stopped with a checkpoint");
     assert!((2..6).contains(&stopped), "stopped at {stopped}");
-    assert!(shown(&harness, "stopped at step"));
+    assert!(shown(&harness, "paused at step"));
     assert!(
         home.path()
             .join("adapters/support/training-checkpoint.safetensors")
@@ -212,10 +65,10 @@ fn a_user_goes_from_a_csv_to_a_shared_adapter_and_a_saved_summary() {
     wait(&mut harness, "the evaluation", |s| s.evaluation.is_some());
     let evaluation = harness.state().state.evaluation.clone().unwrap();
     let labels: Vec<&str> = evaluation.runs.iter().map(|r| r.label.as_str()).collect();
-    assert_eq!(labels, ["baseline", "support"]);
+    assert_eq!(labels, ["the model alone", "support"]);
     assert_eq!(evaluation.examples.len(), 3);
     // The scores table and the per-example table name both runs.
-    assert!(harness.get_all_by_label("baseline").count() >= 2);
+    assert!(harness.get_all_by_label("the model alone").count() >= 2);
     let report = out.path().join("report");
     type_into(
         &mut harness,
@@ -246,11 +99,17 @@ fn a_user_goes_from_a_csv_to_a_shared_adapter_and_a_saved_summary() {
         &shared.display().to_string(),
     );
     click(&mut harness, "Import adapter");
+    // It comes back under its own name, which the library has: the app asks.
+    wait(&mut harness, "the question", |s| {
+        s.import_conflict.is_some()
+    });
+    click(&mut harness, "Keep both");
     wait(&mut harness, "the imported adapter", |s| {
         s.library.len() == 2
     });
     let imported = harness.state().state.library[1].clone();
     assert_eq!((imported.name.as_str(), imported.rank), ("support-2", 4));
+    assert_eq!(imported.rouge, entry.rouge, "with its scores");
 
     go_to(&mut harness, Screen::Summarize);
     let transcript = fixtures().join("data/teams.vtt");
@@ -521,7 +380,7 @@ fn closing_the_window_during_training_leaves_a_run_to_resume() {
     assert_eq!((run.name.as_str(), run.total_steps), ("closed", 5000));
     assert!(run.step >= 1);
     go_to(&mut harness, Screen::Train);
-    assert!(shown(&harness, "stopped at step"));
+    assert!(shown(&harness, "paused at step"));
     // Resuming loads the model and data the run used by itself.
     click(&mut harness, "Resume");
     wait(&mut harness, "steps after the resumed one", |s| {
@@ -533,20 +392,26 @@ fn closing_the_window_during_training_leaves_a_run_to_resume() {
     wait_idle(&mut harness);
 }
 
-fn shows_error(harness: &mut Harness<'_, DialoraApp>, fragments: &[&str]) {
+/// Waits for the task to fail with `kind`, the technical line holding each of `fragments`; the
+/// plain sentence is on screen, Details shows the line, and Dismiss takes it away.
+fn shows_error(harness: &mut Harness<'_, DialoraApp>, kind: ProblemKind, fragments: &[&str]) {
     wait_idle(harness);
-    let error = harness
+    let failure = harness
         .state()
         .state
         .error
         .clone()
         .expect("an error message");
+    assert_eq!(failure.problem.kind, kind, "{failure:?}");
+    let detail = &failure.problem.detail;
     for fragment in fragments {
-        assert!(error.contains(fragment), "{error:?} lacks {fragment:?}");
+        assert!(detail.contains(fragment), "{detail:?} lacks {fragment:?}");
     }
-    assert_eq!(error.lines().count(), 1, "one line: {error:?}");
-    // It is on screen, and the app goes on.
-    assert!(shown(harness, fragments[0]));
+    assert_eq!(detail.lines().count(), 1, "one line: {detail:?}");
+    let sentence = failure.explanation().sentence;
+    assert!(shown(harness, &sentence), "{sentence} is on screen");
+    click(harness, "Details");
+    assert!(shown(harness, detail), "Details shows {detail}");
     click(harness, "Dismiss");
     assert!(harness.state().state.error.is_none());
 }
@@ -555,6 +420,7 @@ fn shows_error(harness: &mut Harness<'_, DialoraApp>, fragments: &[&str]) {
 fn engine_errors_are_readable_messages_in_the_app() {
     let home = tempfile::tempdir().unwrap();
     let mut harness = app(home.path(), 100_000_000);
+    go_to(&mut harness, Screen::Model);
 
     let missing = home.path().join("no-such-model");
     harness.state_mut().state.model_source.clear();
@@ -564,7 +430,7 @@ fn engine_errors_are_readable_messages_in_the_app() {
         &missing.display().to_string(),
     );
     click(&mut harness, "Load model");
-    shows_error(&mut harness, &["no-such-model"]);
+    shows_error(&mut harness, ProblemKind::Missing, &["no-such-model"]);
     assert!(harness.state().state.model.is_none());
 
     load_model_and_data(&mut harness);
@@ -572,7 +438,11 @@ fn engine_errors_are_readable_messages_in_the_app() {
     let broken = fixtures().join("data/invalid.jsonl");
     type_into(&mut harness, "Data files", &broken.display().to_string());
     click(&mut harness, "Import");
-    shows_error(&mut harness, &["invalid.jsonl:3", "invalid JSON"]);
+    shows_error(
+        &mut harness,
+        ProblemKind::Invalid,
+        &["invalid.jsonl:3", "invalid JSON"],
+    );
     assert_eq!(
         harness.state().state.data.as_ref().unwrap().dialogues,
         12,
@@ -584,7 +454,11 @@ fn engine_errors_are_readable_messages_in_the_app() {
     wait_for_estimate(&mut harness);
     assert!(!harness.state().state.estimate.as_ref().unwrap().fits);
     click(&mut harness, "Start training");
-    shows_error(&mut harness, &["memory", "this machine has 0.1 GB"]);
+    shows_error(
+        &mut harness,
+        ProblemKind::Settings,
+        &["memory", "this machine has 0.1 GB"],
+    );
     assert!(!home.path().join("adapters/too-big").exists());
 }
 

@@ -21,15 +21,15 @@ fn until<T>(service: &mut InProcess, mut pick: impl FnMut(Event) -> Option<T>) -
     let start = Instant::now();
     loop {
         for event in service.poll() {
-            if let Event::Error { message } = &event {
-                panic!("the engine failed: {message}");
+            if let Event::Error { problem } = &event {
+                panic!("the engine failed: {problem:?}");
             }
             if let Event::TaskEnded {
-                outcome: dialora_ui::protocol::Outcome::Failed { message },
+                outcome: dialora_ui::protocol::Outcome::Failed { problem },
                 ..
             } = &event
             {
-                panic!("the engine failed: {message}");
+                panic!("the engine failed: {problem:?}");
             }
             if let Some(found) = pick(event) {
                 return found;

@@ -87,11 +87,11 @@ impl Shell {
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("no {what} within 2 minutes; events: {seen:#?}"));
             if let Event::TaskEnded {
-                outcome: Outcome::Failed { message },
+                outcome: Outcome::Failed { problem },
                 ..
             } = &event
             {
-                panic!("while waiting for {what}: {message}");
+                panic!("while waiting for {what}: {problem:?}");
             }
             let done = last(&event);
             seen.push(event);

@@ -6,7 +6,8 @@ use std::time::Duration;
 use egui::{Key, KeyboardShortcut, Modifiers, RichText, Ui};
 
 use crate::backend::Backend;
-use crate::protocol::{Command, Event, OpenRequest};
+use crate::messages;
+use crate::protocol::{Command, Event, IfExists, OpenRequest, PickPurpose, Task};
 use crate::screens::{self, Screen};
 use crate::state::State;
 use crate::widgets;
@@ -16,6 +17,9 @@ pub struct DialoraApp {
     pub state: State,
     pub screen: Screen,
     started: bool,
+    /// Whether this launch asked for a model or data before the last session's were restored.
+    asked_model: bool,
+    asked_data: bool,
     /// A new window size and when it was first seen; saved once it has held for a second.
     resized: Option<([f32; 2], f64)>,
 }
@@ -27,6 +31,8 @@ impl DialoraApp {
             state: State::default(),
             screen: Screen::Model,
             started: false,
+            asked_model: false,
+            asked_data: false,
             resized: None,
         }
     }
@@ -36,8 +42,100 @@ impl DialoraApp {
     pub fn send(&mut self, command: Command) {
         if let Some(task) = command.task() {
             self.state.apply(Event::TaskStarted { task });
+            self.state.last_task_command = Some(command.clone());
+        }
+        match &command {
+            Command::LoadModel { .. } => self.asked_model = true,
+            Command::ImportData { request } => {
+                self.asked_data = true;
+                self.state.importing = Some(request.clone());
+            }
+            Command::Train { settings, .. } => self.state.kept_train = Some(settings.clone()),
+            _ => {}
         }
         self.backend.send(command);
+    }
+
+    /// At launch: the welcome the first time; else the model, data, adapter and training
+    /// settings of the last session, unless this launch asked for others already.
+    fn restore(&mut self) {
+        let settings = self.state.settings.clone();
+        if !settings.welcomed && self.screen == Screen::Model {
+            self.screen = Screen::Welcome;
+        }
+        if let Some(train) = settings.train.clone() {
+            self.state.train = (*train).clone();
+            self.state.kept_train = Some(*train);
+        }
+        if let Some(adapter) = settings
+            .active_adapter
+            .filter(|a| self.state.library.iter().any(|e| &e.name == a))
+        {
+            self.state.active_adapter = Some(adapter);
+        }
+        if !settings.last_model.is_empty() && !self.asked_model {
+            self.state.restoring += 1;
+            self.send(Command::LoadModel {
+                source: settings.last_model.clone(),
+                device: self.state.device(),
+            });
+        }
+        if let Some(request) = settings.last_data.map(|r| *r).filter(|_| !self.asked_data) {
+            self.state.restoring += 1;
+            self.state.data_paths = request.sources.join("\n");
+            self.state.validation_percent = request.validation_fraction * 100.0;
+            self.state.columns = request.columns.clone();
+            self.send(Command::ImportData { request });
+        }
+        if !settings.last_dataset.is_empty() {
+            // The review opens where it stopped.
+            self.send(Command::OpenDataset {
+                name: settings.last_dataset,
+            });
+        }
+    }
+
+    /// What a save dialog's answer `path` writes: the summary shown, or the adapter in use.
+    fn save_command(&self, purpose: PickPurpose, path: &str) -> Option<Command> {
+        match purpose {
+            PickPurpose::SaveSummary => self.state.summary.as_ref().map(|s| Command::SaveText {
+                path: path.to_string(),
+                text: s.text.clone(),
+            }),
+            PickPurpose::ExportAdapter => {
+                self.state
+                    .active_adapter
+                    .clone()
+                    .map(|name| Command::ExportAdapter {
+                        name,
+                        file: screens::adapters::with_extension(path),
+                    })
+            }
+            PickPurpose::ExportDataset => {
+                self.state.review.as_ref().map(|r| Command::ExportDataset {
+                    name: r.name().to_string(),
+                    file: path.to_string(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Saves what the next launch restores whenever it changed.
+    fn keep_settings(&mut self) {
+        if !self.state.ready {
+            return;
+        }
+        let mut kept = self.state.settings.clone();
+        kept.active_adapter = self.state.active_adapter.clone();
+        kept.train = self.state.kept_train.clone().map(Box::new);
+        kept.last_data = self.state.imported.clone().map(Box::new);
+        if kept != self.state.settings {
+            self.state.settings = kept;
+            self.send(Command::SaveSettings {
+                settings: self.state.settings.clone(),
+            });
+        }
     }
 
     /// Applies the engine's events that have arrived.
@@ -47,16 +145,23 @@ impl DialoraApp {
                 self.open(request);
                 continue;
             }
+            let saved_as = match &event {
+                Event::Picked { purpose, paths } => paths
+                    .first()
+                    .and_then(|path| self.save_command(*purpose, path)),
+                _ => None,
+            };
             self.route(&event);
             let loaded = matches!(event, Event::ModelLoaded(_));
             let opened = matches!(event, Event::Dataset(_));
             let ready = matches!(event, Event::Ready { .. });
             self.state.apply(event);
-            if ready && !self.state.settings.last_dataset.is_empty() {
-                // The review opens where it stopped.
-                self.send(Command::OpenDataset {
-                    name: self.state.settings.last_dataset.clone(),
-                });
+            if ready {
+                self.restore();
+            }
+            // A save dialog writes when it closes.
+            if let Some(command) = saved_as {
+                self.send(command);
             }
             if loaded || opened {
                 // The next launch offers the same model.
@@ -65,12 +170,17 @@ impl DialoraApp {
                 });
             }
         }
+        self.keep_settings();
     }
 
     /// Moves to the screen where an event's result is shown.
     fn route(&mut self, event: &Event) {
         match event {
-            Event::ModelLoaded(_) if self.screen == Screen::Model && self.state.data.is_none() => {
+            Event::ModelLoaded(_)
+                if self.screen == Screen::Model
+                    && self.state.data.is_none()
+                    && self.state.restoring == 0 =>
+            {
                 self.screen = Screen::Data
             }
             Event::Evaluated(_) => self.screen = Screen::Evaluate,
@@ -109,15 +219,6 @@ impl DialoraApp {
             .exact_size(34.0)
             .show(ui, |ui| status_bar(ui, &self.state, &mut out));
         egui::CentralPanel::default().show(ui, |ui| {
-            widgets::error_banner(ui, &mut self.state.error);
-            if let Some(notice) = self.state.notice.clone() {
-                ui.horizontal(|ui| {
-                    ui.label(RichText::new(notice.as_str()).strong());
-                    if ui.small_button("OK").clicked() {
-                        self.state.notice = None;
-                    }
-                });
-            }
             egui::ScrollArea::vertical()
                 .auto_shrink([false, false])
                 .show(ui, |ui| {
@@ -125,9 +226,11 @@ impl DialoraApp {
                 });
         });
 
+        messages::show(ui, &mut self.state, &mut out);
         if let Some(screen) = self.state.requested_screen.take() {
             self.screen = screen;
         }
+        screens::adapters::import_conflict(ui, &mut self.state, &mut out);
         widgets::confirm_delete(
             ui,
             &mut self.state.confirm_delete,
@@ -143,17 +246,19 @@ impl DialoraApp {
         for command in out {
             self.send(command);
         }
-        if self.state.busy() || !self.state.ready {
-            ui.ctx().request_repaint_after(Duration::from_millis(50));
-        } else {
-            ui.ctx().request_repaint_after(Duration::from_millis(250));
-        }
     }
 
     fn navigation(&mut self, ui: &mut Ui) {
         ui.add_space(8.0);
         ui.heading("Dialora");
         ui.add_space(8.0);
+        if ui
+            .selectable_label(self.screen == Screen::Welcome, "Welcome")
+            .on_hover_text("What Dialora does, and a try on sample conversations (Ctrl+0)")
+            .clicked()
+        {
+            self.screen = Screen::Welcome;
+        }
         for (index, screen) in Screen::ALL.into_iter().enumerate() {
             let label = format!("{}  {}", index + 1, screen.title());
             if ui
@@ -167,10 +272,20 @@ impl DialoraApp {
         ui.add_space(12.0);
         ui.separator();
         let model = match &self.state.model {
-            Some(model) => format!("Model: {}", model.name),
+            // A folder by its name: the whole path is on hover.
+            Some(model) => format!(
+                "Model: {}",
+                model
+                    .name
+                    .rsplit('/')
+                    .find(|p| !p.is_empty())
+                    .unwrap_or(&model.name)
+            ),
             None => "No model loaded".to_string(),
         };
-        ui.label(RichText::new(model).small());
+        let full = self.state.model.as_ref().map_or("", |m| m.name.as_str());
+        ui.add(egui::Label::new(RichText::new(model).small()).wrap())
+            .on_hover_text(full);
         if let Some(data) = &self.state.data {
             ui.label(RichText::new(format!("Data: {} dialogues", data.dialogues)).small());
         }
@@ -190,7 +305,8 @@ impl DialoraApp {
             Key::Num7,
             Key::Num8,
         ];
-        for (key, screen) in keys.into_iter().zip(Screen::ALL) {
+        let welcome = std::iter::once((Key::Num0, Screen::Welcome));
+        for (key, screen) in welcome.chain(keys.into_iter().zip(Screen::ALL)) {
             let shortcut = KeyboardShortcut::new(Modifiers::COMMAND, key);
             if ui.input_mut(|i| i.consume_shortcut(&shortcut)) {
                 self.screen = screen;
@@ -228,6 +344,10 @@ impl DialoraApp {
                 }
             }
             _ => self.resized = Some((size, now)),
+        }
+        if self.resized.is_some() {
+            // A frame to save it once it has held still (an idle window is not woken otherwise).
+            ui.ctx().request_repaint_after(Duration::from_millis(500));
         }
     }
 
@@ -267,10 +387,16 @@ impl DialoraApp {
         };
         let is_adapter = |p: &String| p.ends_with(".dlora");
         let is_transcript = |p: &String| [".vtt", ".srt", ".txt"].iter().any(|e| p.ends_with(e));
-        let takes_transcript = matches!(self.screen, Screen::Model | Screen::Summarize);
+        let takes_transcript = matches!(
+            self.screen,
+            Screen::Welcome | Screen::Model | Screen::Summarize
+        );
         if paths.iter().all(is_adapter) || self.screen == Screen::Adapters {
             for path in paths {
-                self.send(Command::ImportAdapter { path });
+                self.send(Command::ImportAdapter {
+                    path,
+                    if_exists: IfExists::Ask,
+                });
             }
             self.screen = Screen::Adapters;
         } else if paths.len() == 1 && is_transcript(&first) && takes_transcript {
@@ -286,9 +412,15 @@ impl DialoraApp {
 fn status_bar(ui: &mut Ui, state: &State, out: &mut Vec<Command>) {
     ui.horizontal_centered(|ui| match &state.running {
         Some(running) => {
-            if ui.button("Cancel").on_hover_text("Esc").clicked() {
+            let hover = if running.task == Task::Train {
+                "Stops after this step and keeps a checkpoint to resume from (Esc)"
+            } else {
+                "Stops at the next safe point (Esc)"
+            };
+            if ui.button("Stop").on_hover_text(hover).clicked() {
                 out.push(Command::Cancel);
             }
+            ui.spinner();
             let fraction = if running.total > 0 {
                 running.done as f32 / running.total as f32
             } else {

@@ -5,8 +5,11 @@
 
 pub mod app;
 pub mod backend;
+mod messages;
+pub mod plain;
 pub mod presets;
 pub mod protocol;
+pub mod samples;
 pub mod screens;
 pub mod state;
 #[cfg(target_arch = "wasm32")]

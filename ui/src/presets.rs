@@ -20,14 +20,31 @@ impl Preset {
         }
     }
 
+    /// What the preset gives, in words of outcome and time.
     pub fn description(self) -> &'static str {
         match self {
-            Preset::Quick => "A first try in minutes: a small adapter, at most 100 steps.",
+            Preset::Quick => {
+                "A first result in a few minutes: it picks up your kind of summary a little."
+            }
             Preset::Balanced => {
-                "The published recipe (rank 32 on q and v): one pass over a large data set, more over a small one."
+                "The usual choice: learns your kind of summary well, in about the time of the estimate below."
             }
             Preset::Best => {
-                "More capacity and at least three passes: slower, usually better summaries."
+                "Learns the most: about three times as long as Balanced, and usually closer summaries."
+            }
+        }
+    }
+
+    /// The same in the terms of the method, for those who know them (the published recipe is
+    /// rank 32 on q and v).
+    pub fn technical(self) -> &'static str {
+        match self {
+            Preset::Quick => "LoRA rank 8 on q and v, at most 100 steps.",
+            Preset::Balanced => {
+                "The published recipe: LoRA rank 32 on q and v, learning rate 1e-3, one pass over a large data set (more over a small one)."
+            }
+            Preset::Best => {
+                "LoRA rank 64 on q, k, v and o, learning rate 5e-4, at least three passes."
             }
         }
     }
@@ -106,24 +123,34 @@ impl Preset {
     }
 }
 
-/// What each setting does, in one line, beside its field.
+/// Each setting's name in plain words (the method's term in brackets) and what it does, in one
+/// line beside its field. The engine's messages name the fields by these labels.
 pub mod explain {
-    pub const RANK: &str = "Size of the adapter: larger learns more and makes a bigger file.";
-    pub const ALPHA: &str = "How strongly the adapter acts; usually equal to the rank.";
-    pub const DROPOUT: &str =
-        "Randomly hides part of the adapter while learning, against overfitting.";
-    pub const TARGETS: &str =
-        "Which layers get an adapter: q,v is the usual choice; q,k,v,o learns more.";
-    pub const LEARNING_RATE: &str =
-        "Size of each learning step: too high diverges, too low learns slowly.";
-    pub const BATCH: &str = "Dialogues per step: more is steadier and needs more memory.";
-    pub const EPOCHS: &str = "How many times to go through all the training dialogues.";
-    pub const MAX_STEPS: &str = "Stop after this many steps (0: no limit beyond the passes).";
-    pub const SOURCE_LENGTH: &str = "Longest dialogue in tokens; longer ones are cut.";
-    pub const EVAL_EVERY: &str = "Measure the validation loss every this many steps.";
-    pub const CHECKPOINT_EVERY: &str =
-        "Save progress every this many steps, so a stop loses little.";
-    pub const SEED: &str = "Makes a run repeatable: the same seed gives the same adapter.";
+    pub const RANK_LABEL: &str = "How much it can learn (rank)";
+    pub const RANK: &str = "Larger learns more and makes a bigger adapter file.";
+    pub const ALPHA_LABEL: &str = "How strongly it acts (alpha)";
+    pub const ALPHA: &str = "Usually equal to the rank.";
+    pub const DROPOUT_LABEL: &str = "Guard against memorizing (dropout)";
+    pub const DROPOUT: &str = "Hides part of it at random while learning, so that it generalizes.";
+    pub const TARGETS_LABEL: &str = "Parts of the model that learn (layers)";
+    pub const TARGETS: &str = "q and v is the usual choice; q, k, v and o learn more.";
+    pub const LEARNING_RATE_LABEL: &str = "Step size (learning rate)";
+    pub const LEARNING_RATE: &str = "Too high and learning goes wild; too low and it is slow.";
+    pub const BATCH_LABEL: &str = "Dialogues per step (batch size)";
+    pub const BATCH: &str = "More is steadier and needs more memory.";
+    pub const EPOCHS_LABEL: &str = "Times through the data (epochs)";
+    pub const EPOCHS: &str = "How many times it reads all the training dialogues.";
+    pub const MAX_STEPS_LABEL: &str = "Stop after (steps)";
+    pub const MAX_STEPS: &str =
+        "Ends the run after this many steps; 0 lets it read the data through.";
+    pub const SOURCE_LENGTH_LABEL: &str = "Longest dialogue read (tokens)";
+    pub const SOURCE_LENGTH: &str = "In word pieces; longer dialogues are cut there.";
+    pub const EVAL_EVERY_LABEL: &str = "Check progress every (steps)";
+    pub const EVAL_EVERY: &str = "Measures the held-out dialogues this often.";
+    pub const CHECKPOINT_EVERY_LABEL: &str = "Save progress every (steps)";
+    pub const CHECKPOINT_EVERY: &str = "So that a stop or a crash loses little.";
+    pub const SEED_LABEL: &str = "Repeatability (seed)";
+    pub const SEED: &str = "The same number gives the same adapter from the same data.";
     pub const STYLE: &str = "The kind of summary it learns to write; the adapter remembers it.";
 }
 

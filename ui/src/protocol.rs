@@ -112,16 +112,25 @@ pub enum Command {
         name: String,
         file: String,
     },
-    /// Copies an adapter file or a PEFT folder into the library.
+    /// Copies an adapter file, a PEFT folder or a Hub id's adapter into the library, under the
+    /// name its card gives (else its file's); `if_exists` says what to do when that name is
+    /// taken.
     ImportAdapter {
         path: String,
+        #[serde(default)]
+        if_exists: IfExists,
     },
     SaveSettings {
         settings: Settings,
     },
-    /// Asks the shell for a native file or folder dialog; answered by [`Event::Picked`].
+    /// Asks for the end of the log of failures: answered by [`Event::Log`].
+    ShowLog,
+    /// Asks the shell for a native file or folder dialog; answered by [`Event::Picked`]. The
+    /// dialog starts at `current` (the field's path: its folder, and its name for a save).
     Pick {
         purpose: PickPurpose,
+        #[serde(default)]
+        current: String,
     },
 }
 
@@ -144,7 +153,10 @@ impl Command {
     /// The long task this command runs on the engine's worker, if any.
     pub fn task(&self) -> Option<Task> {
         match self {
-            Command::Start | Command::EstimateTraining { .. } | Command::Cancel => None,
+            Command::Start
+            | Command::EstimateTraining { .. }
+            | Command::Cancel
+            | Command::ShowLog => None,
             Command::Pick { .. } => None,
             Command::LoadModel { .. } => Some(Task::LoadModel),
             Command::ImportData { .. } => Some(Task::ImportData),
@@ -168,6 +180,18 @@ impl Command {
             Command::SaveSettings { .. } => None,
         }
     }
+}
+
+/// What an import does when the library has an adapter of that name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IfExists {
+    /// Nothing yet: [`Event::AdapterExists`] asks the person.
+    #[default]
+    Ask,
+    Replace,
+    /// Imported under the next free name.
+    KeepBoth,
 }
 
 /// What a person decided about a draft.
@@ -212,6 +236,8 @@ impl Device {
 
 /// The source that means DialogSum from the Hub (its train and validation splits).
 pub const DIALOGSUM: &str = "dialogsum";
+/// The source that means the sample conversations bundled with the app ([`crate::samples`]).
+pub const SAMPLES: &str = "dialora-samples";
 
 /// Which dialogues to import and how to split them; a resumed run imports the same again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -270,6 +296,15 @@ pub struct Settings {
     pub window_size: Option<[f32; 2]>,
     /// The dataset under review, opened again at the next launch.
     pub last_dataset: String,
+    /// Whether the welcome was seen (the first launch shows it).
+    pub welcomed: bool,
+    /// The data imported last, imported again at the next launch (boxed, as the training
+    /// settings: the settings travel in events, which stay small).
+    pub last_data: Option<Box<DataRequest>>,
+    /// The adapter in use, in use again at the next launch.
+    pub active_adapter: Option<String>,
+    /// The training settings chosen last (a preset or the person's own).
+    pub train: Option<Box<TrainOptions>>,
 }
 
 impl Default for Settings {
@@ -282,6 +317,10 @@ impl Default for Settings {
             export_folder: String::new(),
             window_size: None,
             last_dataset: String::new(),
+            welcomed: false,
+            last_data: None,
+            active_adapter: None,
+            train: None,
         }
     }
 }
@@ -392,6 +431,16 @@ pub enum Event {
     Library {
         adapters: Vec<AdapterEntry>,
     },
+    /// An import found an adapter named `name` in the library already; nothing was changed.
+    AdapterExists {
+        path: String,
+        name: String,
+    },
+    /// An adapter of the library has a new name; sent before the new [`Event::Library`].
+    AdapterRenamed {
+        name: String,
+        new_name: String,
+    },
     Interrupted {
         runs: Vec<InterruptedRun>,
     },
@@ -412,7 +461,12 @@ pub enum Event {
     },
     /// A quick command (one that runs as no task) failed.
     Error {
-        message: String,
+        problem: Problem,
+    },
+    /// The end of the app's log of failures, as [`Command::ShowLog`] asked.
+    Log {
+        path: String,
+        text: String,
     },
     /// The system asks the app to open something: from the command line, a second launch, or a
     /// drop on the window.
@@ -439,7 +493,60 @@ impl OpenRequest {
 pub enum Outcome {
     Done,
     Cancelled,
-    Failed { message: String },
+    Failed { problem: Problem },
+}
+
+/// A failure: what kind it is, which the app words for a person, and the technical line (the
+/// command line's message) kept for Details and the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub detail: String,
+}
+
+/// The kinds of failure, as a person acts on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// A file or folder that should be there is not.
+    Missing,
+    NoPermission,
+    DiskFull,
+    /// Something is already where a file would be written.
+    Exists,
+    /// Reading or writing a file failed otherwise.
+    FileFailed,
+    /// A file was read, and what is in it cannot be used.
+    Invalid,
+    /// A setting or a choice cannot be used as it is.
+    Settings,
+    /// The model hub cannot be reached.
+    Offline,
+    /// The model hub has no such model, adapter or file.
+    NotOnHub,
+    /// The model hub answered with an error.
+    HubFailed,
+    /// The work was stopped before its end.
+    Stopped,
+    /// A fault inside Dialora.
+    Internal,
+}
+
+impl ProblemKind {
+    pub const ALL: [ProblemKind; 12] = [
+        ProblemKind::Missing,
+        ProblemKind::NoPermission,
+        ProblemKind::DiskFull,
+        ProblemKind::Exists,
+        ProblemKind::FileFailed,
+        ProblemKind::Invalid,
+        ProblemKind::Settings,
+        ProblemKind::Offline,
+        ProblemKind::NotOnHub,
+        ProblemKind::HubFailed,
+        ProblemKind::Stopped,
+        ProblemKind::Internal,
+    ];
 }
 
 /// The machine the engine runs on.

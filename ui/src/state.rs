@@ -3,11 +3,13 @@
 
 use std::collections::BTreeSet;
 
+use crate::plain::{self, Explanation};
 use crate::presets::Preset;
 use crate::protocol::{
-    AdapterEntry, Columns, DataSummary, DatasetChange, DatasetEntry, DatasetView, Device, Estimate,
-    Evaluation, Event, InterruptedRun, Machine, ModelInfo, Outcome, PickPurpose, ReviewItem,
-    ReviewStatus, Settings, StyleChoice, SummaryResult, Task, TrainOptions, TrainPoint,
+    AdapterEntry, Columns, Command, DataRequest, DataSummary, DatasetChange, DatasetEntry,
+    DatasetView, Device, Estimate, Evaluation, Event, InterruptedRun, Machine, ModelInfo, Outcome,
+    PickPurpose, Problem, ReviewItem, ReviewStatus, Settings, StyleChoice, SummaryResult, Task,
+    TrainOptions, TrainPoint,
 };
 
 /// The long task now running, as the status bar shows it.
@@ -91,6 +93,23 @@ impl Review {
     }
 }
 
+/// A failure the user must see, until dismissed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// The work it stopped; none for a quick action.
+    pub task: Option<Task>,
+    pub problem: Problem,
+    /// The command to send again for Retry.
+    pub retry: Option<Command>,
+    pub show_details: bool,
+}
+
+impl Failure {
+    pub fn explanation(&self) -> Explanation {
+        plain::explain(self.task, &self.problem)
+    }
+}
+
 /// A training run as the Train screen shows it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrainingView {
@@ -107,22 +126,38 @@ pub struct State {
     pub ready: bool,
     pub settings: Settings,
     pub machine: Machine,
-    /// A message the user must see (an engine error), until dismissed.
-    pub error: Option<String>,
+    /// A failure the user must see, until dismissed.
+    pub error: Option<Failure>,
     /// The last thing done worth telling (a file written).
     pub notice: Option<String>,
+    /// The last command that started a task, for Retry.
+    pub last_task_command: Option<Command>,
+    /// The log of failures when asked for: its path and its end.
+    pub log: Option<(String, String)>,
     pub running: Option<Running>,
 
     pub model_source: String,
     pub model: Option<ModelInfo>,
+    /// A model size too large for this machine that the person chose to load anyway.
+    pub confirm_model: Option<String>,
+    /// Whether the app is asking before loading a size too large for this machine.
+    pub asking_model: bool,
+    /// Launch-time work still under way (reloading the last model and data): its results do
+    /// not move the person to another screen.
+    pub restoring: usize,
 
     pub data_paths: String,
     pub columns: Columns,
     pub show_columns: bool,
     pub validation_percent: f64,
     pub data: Option<DataSummary>,
+    /// The import under way, and the one whose data is loaded (restored at the next launch).
+    pub importing: Option<DataRequest>,
+    pub imported: Option<DataRequest>,
 
     pub train: TrainOptions,
+    /// The training settings kept for the next launch: a preset chosen, or a run's.
+    pub kept_train: Option<TrainOptions>,
     pub adapter_name: String,
     pub estimate: Option<Estimate>,
     /// The settings the last estimate was asked for.
@@ -167,6 +202,8 @@ pub struct State {
     pub confirm_delete: Option<String>,
     pub adapter_file: String,
     pub import_path: String,
+    /// An import that found its name taken: its path and that name, until the person answers.
+    pub import_conflict: Option<(String, String)>,
 }
 
 impl Default for State {
@@ -177,15 +214,23 @@ impl Default for State {
             machine: Machine::default(),
             error: None,
             notice: None,
+            last_task_command: None,
+            log: None,
             running: None,
             model_source: "google/flan-t5-base".into(),
             model: None,
+            confirm_model: None,
+            asking_model: false,
+            restoring: 0,
             data_paths: String::new(),
             columns: Columns::default(),
             show_columns: false,
             validation_percent: 10.0,
             data: None,
+            importing: None,
+            imported: None,
             train: Preset::Balanced.options(0, None),
+            kept_train: None,
             adapter_name: "my-adapter".into(),
             estimate: None,
             estimate_asked: None,
@@ -218,6 +263,7 @@ impl Default for State {
             confirm_delete: None,
             adapter_file: String::new(),
             import_path: String::new(),
+            import_conflict: None,
         }
     }
 }
@@ -291,15 +337,23 @@ impl State {
             }
             Event::TaskEnded { task, outcome } => {
                 self.running = None;
+                if matches!(task, Task::LoadModel | Task::ImportData) {
+                    self.restoring = self.restoring.saturating_sub(1);
+                }
+                if task == Task::ImportData {
+                    self.importing = None;
+                }
                 if task == Task::Train {
                     self.pending_warnings.clear();
                 }
                 match outcome {
                     Outcome::Done => {}
+                    // A stopped training run says so itself: it is paused, not lost.
+                    Outcome::Cancelled if task == Task::Train => {}
                     Outcome::Cancelled => {
-                        self.notice = Some(format!("{} was cancelled.", task.label()));
+                        self.notice = Some(format!("{} was stopped.", task.label()));
                     }
-                    Outcome::Failed { message } => self.error = Some(message),
+                    Outcome::Failed { problem } => self.fail(Some(task), problem),
                 }
             }
             Event::ModelLoaded(info) => {
@@ -316,6 +370,7 @@ impl State {
                         preset.options(summary.train_examples, self.train.prompt_template.clone());
                 }
                 self.data = Some(summary);
+                self.imported = self.importing.take().or(self.imported.take());
                 self.estimate = None;
                 self.estimate_asked = None;
             }
@@ -379,6 +434,9 @@ impl State {
                 if let Some(view) = self.training.as_mut() {
                     view.stopped_at = Some(step);
                 }
+                self.notice = Some(format!(
+                    "\"{name}\" is paused at step {step} of {total_steps}: resume it any time on Train."
+                ));
                 self.interrupted.retain(|run| run.name != name);
                 self.interrupted.push(InterruptedRun {
                     name,
@@ -389,10 +447,13 @@ impl State {
             Event::Evaluated(evaluation) => self.evaluation = Some(evaluation),
             Event::Summary(summary) => self.summary = Some(summary),
             Event::Library { adapters } => self.set_library(adapters),
+            Event::AdapterRenamed { name, new_name } => self.rename_adapter(&name, &new_name),
+            Event::AdapterExists { path, name } => self.import_conflict = Some((path, name)),
             Event::Interrupted { runs } => self.interrupted = runs,
             Event::Picked { purpose, paths } => self.take_picked(purpose, paths),
             Event::Notice { message } => self.notice = Some(message),
-            Event::Error { message } => self.error = Some(message),
+            Event::Error { problem } => self.fail(None, problem),
+            Event::Log { path, text } => self.log = Some((path, text)),
             Event::Datasets { datasets } => {
                 if self
                     .review
@@ -433,6 +494,42 @@ impl State {
         }
     }
 
+    fn fail(&mut self, task: Option<Task>, problem: Problem) {
+        let retry = self
+            .last_task_command
+            .clone()
+            .filter(|command| task.is_some() && command.task() == task);
+        self.error = Some(Failure {
+            task,
+            problem,
+            retry,
+            show_details: false,
+        });
+    }
+
+    /// Every choice of the adapter `name` follows it to `new_name`.
+    fn rename_adapter(&mut self, name: &str, new_name: &str) {
+        if self.active_adapter.as_deref() == Some(name) {
+            self.active_adapter = Some(new_name.to_string());
+        }
+        if self.eval_adapters.remove(name) {
+            self.eval_adapters.insert(new_name.to_string());
+        }
+        if let Some(training) = self.training.as_mut().filter(|t| t.name == name) {
+            training.name = new_name.to_string();
+        }
+        if let Some(summary) = self.summary.as_mut()
+            && summary.adapter.as_deref() == Some(name)
+        {
+            summary.adapter = Some(new_name.to_string());
+        }
+        if let Some(evaluation) = self.evaluation.as_mut() {
+            for run in evaluation.runs.iter_mut().filter(|r| r.label == name) {
+                run.label = new_name.to_string();
+            }
+        }
+    }
+
     fn set_library(&mut self, library: Vec<AdapterEntry>) {
         let known = |name: &String| library.iter().any(|a| &a.name == name);
         self.eval_adapters.retain(known);
@@ -440,6 +537,14 @@ impl State {
             self.active_adapter = None;
         }
         self.library = library;
+        // The name offered for the next run is a free one.
+        while self
+            .library
+            .iter()
+            .any(|a| a.name == self.adapter_name.trim())
+        {
+            self.adapter_name = next_name(self.adapter_name.trim());
+        }
     }
 
     fn take_picked(&mut self, purpose: PickPurpose, paths: Vec<String>) {

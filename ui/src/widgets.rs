@@ -32,35 +32,76 @@ pub fn path_field(
     purpose: PickPurpose,
     out: &mut Vec<Command>,
 ) {
-    ui.horizontal(|ui| {
+    path_field_suggesting(ui, label, value, purpose, "", out);
+}
+
+/// [`path_field`] whose dialog suggests the file name `suggestion` while the field is empty.
+pub fn path_field_suggesting(
+    ui: &mut Ui,
+    label: &str,
+    value: &mut String,
+    purpose: PickPurpose,
+    suggestion: &str,
+    out: &mut Vec<Command>,
+) {
+    ui.horizontal_wrapped(|ui| {
         let label = ui.label(label);
-        ui.add(egui::TextEdit::singleline(value).desired_width(360.0))
-            .labelled_by(label.id);
+        let width = (ui.available_width() - 90.0).clamp(160.0, 360.0);
+        ui.add(
+            egui::TextEdit::singleline(value)
+                .desired_width(width)
+                .hint_text(suggestion),
+        )
+        .labelled_by(label.id);
         if ui.button("Browse…").clicked() {
-            out.push(Command::Pick { purpose });
+            let current = if value.trim().is_empty() {
+                suggestion.to_string()
+            } else {
+                value.clone()
+            };
+            out.push(Command::Pick { purpose, current });
         }
     });
 }
 
 /// A button that sends `command`: disabled while a task runs or while there is nothing to send.
-/// A screen's main action says in its tooltip that Ctrl+Enter runs it too. Whether it was pressed.
+/// A screen's main action (one a screen) stands out and says in its tooltip that Ctrl+Enter runs
+/// it too. A disabled button says why when hovered: add the screen's own reason to the response
+/// with `on_disabled_hover_text`.
 pub fn command_button(
     ui: &mut Ui,
-    label: impl Into<egui::WidgetText>,
+    label: &str,
     command: Option<Command>,
     busy: bool,
     main: bool,
     out: &mut Vec<Command>,
-) -> bool {
-    let mut response = ui.add_enabled(command.is_some() && !busy, egui::Button::new(label));
-    if main {
-        response = response.on_hover_text("Ctrl+Enter");
+) -> egui::Response {
+    let enabled = command.is_some() && !busy;
+    let mut response = if main {
+        main_button(ui, label, enabled)
+    } else {
+        ui.add_enabled(enabled, egui::Button::new(label))
+    };
+    if busy {
+        response = response
+            .on_disabled_hover_text("Another task is running: wait for it, or stop it (Esc).");
     }
-    let pressed = response.clicked() && command.is_some();
     if response.clicked() {
         out.extend(command);
     }
-    pressed
+    response
+}
+
+/// The look of a screen's main action, which Ctrl+Enter runs too.
+pub fn main_button(ui: &mut Ui, label: &str, enabled: bool) -> egui::Response {
+    let button = egui::Button::new(
+        RichText::new(label)
+            .strong()
+            .color(ui.visuals().strong_text_color()),
+    )
+    .fill(ui.visuals().selection.bg_fill)
+    .min_size(egui::vec2(120.0, 26.0));
+    ui.add_enabled(enabled, button).on_hover_text("Ctrl+Enter")
 }
 
 /// Why something cannot be done yet, or what it will do, beside its button.
@@ -151,6 +192,24 @@ pub fn adapter_picker(
     });
 }
 
+/// A count in words a person reads at a glance: "67 thousand", "248 million", "2.8 billion".
+pub fn count(value: u64) -> String {
+    let scaled = |unit: f64, name: &str| {
+        let x = value as f64 / unit;
+        if x < 10.0 {
+            format!("{:.1} {name}", x)
+        } else {
+            format!("{:.0} {name}", x)
+        }
+    };
+    match value {
+        0..1_000 => value.to_string(),
+        1_000..1_000_000 => scaled(1e3, "thousand"),
+        1_000_000..1_000_000_000 => scaled(1e6, "million"),
+        _ => scaled(1e9, "billion"),
+    }
+}
+
 /// `seconds` since the Unix epoch as a UTC date and time.
 pub fn date(seconds: u64) -> String {
     let days = (seconds / 86_400) as i64;
@@ -196,26 +255,6 @@ pub fn confirm_delete(
             }
         });
     });
-}
-
-/// The engine's last error, in red, until dismissed.
-pub fn error_banner(ui: &mut Ui, error: &mut Option<String>) {
-    let Some(message) = error.clone() else {
-        return;
-    };
-    egui::Frame::new()
-        .fill(ui.visuals().error_fg_color.linear_multiply(0.15))
-        .inner_margin(8.0)
-        .corner_radius(4.0)
-        .show(ui, |ui| {
-            ui.set_width(ui.available_width());
-            ui.add(
-                egui::Label::new(RichText::new(&message).color(ui.visuals().error_fg_color)).wrap(),
-            );
-            if ui.small_button("Dismiss").clicked() {
-                *error = None;
-            }
-        });
 }
 
 /// A heading with a line under it saying what the screen is for.

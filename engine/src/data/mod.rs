@@ -412,7 +412,7 @@ fn import_folder(folder: &Path, options: &ImportOptions) -> Result<Imported> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(Error::file(
+        return Err(Error::missing(
             folder,
             "no transcripts or data files here (.vtt, .srt, .txt, .csv, .tsv, .jsonl, .json)",
         ));

@@ -76,18 +76,18 @@ impl ModelFiles {
     /// The files of a local model folder; says which one is missing.
     pub fn in_folder(folder: &Path) -> Result<Self> {
         if !folder.is_dir() {
-            return Err(Error::file(folder, "no such model folder"));
+            return Err(Error::missing(folder, "no such model folder"));
         }
         let config = folder.join("config.json");
         if !config.is_file() {
-            return Err(Error::file(
+            return Err(Error::missing(
                 config,
                 "missing: a model folder needs config.json",
             ));
         }
         let tokenizer = folder.join("tokenizer.json");
         if !tokenizer.is_file() {
-            return Err(Error::file(
+            return Err(Error::missing(
                 tokenizer,
                 "missing: a model folder needs tokenizer.json",
             ));
@@ -107,14 +107,14 @@ impl ModelFiles {
                 "pickled weights are not loaded (they can run code); save the model with safe_serialization=True",
             ));
         } else {
-            return Err(Error::file(
+            return Err(Error::missing(
                 single,
                 "missing: a model folder needs model.safetensors or a sharded index",
             ));
         };
         for shard in &weights {
             if !shard.is_file() {
-                return Err(Error::file(
+                return Err(Error::missing(
                     shard,
                     "missing weights shard named by the index",
                 ));

@@ -56,20 +56,20 @@ pub(super) fn prepare_output(
     full: bool,
 ) -> Result<()> {
     if output.exists() && !output.is_dir() {
-        return Err(Error::file(
+        return Err(Error::exists(
             output,
             "--output must be a folder, and this is a file",
         ));
     }
     let unfinished = exists(output);
     if resume && !unfinished {
-        return Err(Error::file(
+        return Err(Error::missing(
             output,
             "nothing to resume: no training checkpoint here",
         ));
     }
     if !resume && unfinished && !overwrite {
-        return Err(Error::file(
+        return Err(Error::exists(
             output,
             "holds an unfinished training run: add --resume to continue it, or --overwrite to start over",
         ));
@@ -80,7 +80,7 @@ pub(super) fn prepare_output(
         crate::adapter::CONFIG_FILE
     };
     if !resume && !overwrite && output.join(product).exists() {
-        return Err(Error::file(
+        return Err(Error::exists(
             output,
             "already holds a trained result: choose another --output, or add --overwrite to replace it",
         ));

@@ -4,13 +4,15 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use dialora_engine::adapter;
-use dialora_engine::{Error, Result};
+use dialora_engine::{Error, Result, hub};
+
+use super::progress::TerminalProgress;
 
 #[derive(Subcommand)]
 pub enum AdapterCommand {
     /// Describe an adapter: type, rank, alpha, target modules, base model, size.
     Inspect {
-        /// The adapter: a PEFT folder or a single-file adapter.
+        /// The adapter: a PEFT folder, a single-file adapter or a Hub id.
         adapter: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -18,7 +20,8 @@ pub enum AdapterCommand {
     },
     /// Read an adapter in any supported form and write it as a clean PEFT folder.
     Import {
-        /// The adapter to read: a PEFT folder (any PEFT version) or a single-file adapter (.dlora).
+        /// The adapter to read: a PEFT folder (any PEFT version), a single-file adapter (.dlora) or
+        /// a Hub id such as someone/flan-t5-meetings-lora (downloaded into the Hub cache).
         source: PathBuf,
         /// The PEFT folder to write.
         #[arg(long)]
@@ -26,7 +29,7 @@ pub enum AdapterCommand {
     },
     /// Write an adapter as one shareable file (safetensors with the PEFT config and its card inside).
     Export {
-        /// The adapter to read: a PEFT folder or a single-file adapter.
+        /// The adapter to read: a PEFT folder, a single-file adapter or a Hub id.
         source: PathBuf,
         /// The file to write (conventionally NAME.dlora).
         #[arg(long)]
@@ -41,9 +44,12 @@ pub enum AdapterCommand {
 }
 
 pub fn run(command: AdapterCommand) -> Result<()> {
+    // Every adapter named here may be a Hub id, fetched (or found in the cache) first.
+    let resolve = |spec: &Path| hub::resolve_adapter(spec, &TerminalProgress::new());
     match command {
         AdapterCommand::Inspect { adapter, json } => {
-            let description = adapter::describe(&adapter)?;
+            let mut description = adapter::describe(&resolve(&adapter)?)?;
+            description.path = adapter.display().to_string();
             if json {
                 println!(
                     "{}",
@@ -54,7 +60,7 @@ pub fn run(command: AdapterCommand) -> Result<()> {
             }
             Ok(())
         }
-        AdapterCommand::Import { source, output } => adapter::import(&source, &output),
+        AdapterCommand::Import { source, output } => adapter::import(&resolve(&source)?, &output),
         AdapterCommand::Export {
             source,
             output,
@@ -64,7 +70,7 @@ pub fn run(command: AdapterCommand) -> Result<()> {
             let rouge = rouge_from
                 .map(|report| rouge_of_run(&report, run.as_deref()))
                 .transpose()?;
-            adapter::export(&source, &output, rouge)
+            adapter::export(&resolve(&source)?, &output, rouge)
         }
     }
 }

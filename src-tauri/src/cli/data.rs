@@ -128,7 +128,8 @@ pub struct DraftArgs {
     data: PathBuf,
     #[command(flatten)]
     model: ModelArgs,
-    /// An adapter to draft with (its own prompt is used unless --style or --prompt-template).
+    /// An adapter to draft with (its own prompt is used unless --style or --prompt-template): a
+    /// PEFT folder, a .dlora file or a Hub id.
     #[arg(long)]
     adapter: Option<PathBuf>,
     /// The JSONL file to write.
@@ -229,7 +230,7 @@ pub fn run(command: DataCommand, cancel: &Cancel) -> Result<()> {
 /// model's draft marked as one.
 fn draft(args: DraftArgs, cancel: &Cancel) -> Result<()> {
     if args.output.exists() && !args.overwrite {
-        return Err(Error::file(
+        return Err(Error::exists(
             &args.output,
             "exists already (it may hold your corrections): choose another --output, or pass --overwrite",
         ));

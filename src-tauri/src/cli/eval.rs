@@ -3,20 +3,21 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use dialora_engine::adapter;
 use dialora_engine::eval::{EvalSettings, evaluate};
+use dialora_engine::summarize::Summarizer;
 use dialora_engine::task::Cancel;
 use dialora_engine::{Error, Result, report};
 
 use super::data::ImportArgs;
 use super::progress::TerminalProgress;
-use super::summarize::{GenerationArgs, ModelArgs, PromptArgs};
+use super::summarize::{GenerationArgs, ModelArgs, NamedAdapter, PromptArgs};
 
 #[derive(Args)]
 pub struct EvalArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// An adapter to evaluate beside the baseline (repeat for several).
+    /// An adapter to evaluate beside the baseline (repeat for several): a PEFT folder, a .dlora
+    /// file or a Hub id.
     #[arg(long)]
     adapter: Vec<PathBuf>,
     /// Dialogues with reference summaries: any data file or folder, or dialogsum[:split] (test by
@@ -86,10 +87,21 @@ pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
         .map(report::read_training_log)
         .transpose()?;
     let progress = TerminalProgress::new();
-    let mut summarizer = args.model.load(&progress)?;
-    let device = summarizer.model.t5.device().clone();
+    let adapters = args
+        .adapter
+        .iter()
+        .map(|spec| NamedAdapter::resolve(spec, &progress))
+        .collect::<Result<Vec<_>>>()?;
+    // Without --model: the base model the first adapter naming one names.
+    let base_namer = adapters
+        .iter()
+        .find(|a| a.base_model.is_some())
+        .or(adapters.first());
+    let model_name = args.model.name(base_namer)?;
+    let mut summarizer = Summarizer::new(args.model.load(&model_name, &progress)?.1);
     let mut labels = Vec::new();
-    for path in &args.adapter {
+    for named in &adapters {
+        let path = &named.spec;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -99,7 +111,7 @@ pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
         } else {
             name
         };
-        summarizer.add_adapter(&label, adapter::read(path, &device)?)?;
+        summarizer.add_adapter(&label, named.read_for(&summarizer.model)?)?;
         labels.push(label);
     }
     // Each run with its own prompt: the adapter's template unless one was given.
@@ -120,7 +132,7 @@ pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
     }
     report::write(
         &args.output,
-        &args.model.model,
+        &model_name,
         &args.data.display().to_string(),
         &dialogues,
         &runs,

@@ -3,11 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use dialora_engine::adapter;
+use dialora_engine::adapter::{self, AdapterFiles};
 use dialora_engine::data::{Dialogue, Speakers};
 use dialora_engine::fsutil::write_atomically;
 use dialora_engine::generate::{EarlyStopping, GenerationConfig};
 use dialora_engine::long_input::{self, LongInput, LongSummary};
+use dialora_engine::lora::Adapter;
 use dialora_engine::model::{DeviceChoice, LoadedModel, ModelFiles};
 use dialora_engine::summarize::{self, DEFAULT_PROMPT, SummarizeSettings, Summarizer};
 use dialora_engine::task::Cancel;
@@ -81,7 +82,8 @@ pub struct SummarizeArgs {
     /// in /) for one Markdown file per transcript and index.csv.
     #[arg(long)]
     output: PathBuf,
-    /// A LoRA adapter (PEFT folder).
+    /// A LoRA adapter: a PEFT folder, a single-file adapter (.dlora) or a Hub id such as
+    /// someone/flan-t5-meetings-lora (downloaded once into the Hub cache).
     #[arg(long)]
     adapter: Option<PathBuf>,
     /// Fold the adapter into the model weights before generating (fastest for many inputs).
@@ -177,30 +179,130 @@ impl TemplateArgs {
 /// The model to run and where, shared by the commands that load one.
 #[derive(Args)]
 pub struct ModelArgs {
-    /// Model folder or Hub id (e.g. google/flan-t5-base).
+    /// Model folder or Hub id (e.g. google/flan-t5-base) [default: the base model the adapter
+    /// names in its adapter_config.json].
     #[arg(long)]
-    pub model: String,
+    pub model: Option<String>,
     /// Where to compute: auto takes a GPU when this build has support for one.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceArg,
 }
 
 impl ModelArgs {
-    /// Loads the model (a folder or a Hub id) with a progress bar for downloads.
-    pub fn load(&self, progress: &TerminalProgress) -> Result<Summarizer> {
-        Ok(Summarizer::new(self.load_with_files(progress)?.1))
+    /// The model to load: `--model`, else the base model `adapter` names (said on stderr).
+    pub fn name(&self, adapter: Option<&NamedAdapter>) -> Result<String> {
+        if let Some(model) = &self.model {
+            return Ok(model.clone());
+        }
+        match adapter {
+            Some(named) => match &named.base_model {
+                Some(base) => {
+                    eprintln!(
+                        "using the base model {} names: {base} (--model to choose another)",
+                        named.spec.display()
+                    );
+                    Ok(base.clone())
+                }
+                None => Err(Error::settings(format!(
+                    "{}: the adapter names no base model (base_model_name_or_path); give --model (a model folder or a Hub id like google/flan-t5-base)",
+                    named.spec.display()
+                ))),
+            },
+            None => Err(Error::settings(
+                "no model: give --model (a model folder or a Hub id like google/flan-t5-base), or an adapter whose config names its base model",
+            )),
+        }
     }
 
-    /// The model's files and the loaded model.
-    pub fn load_with_files(
+    /// The files of the model `name` (a folder or a Hub id, with a progress bar for downloads)
+    /// and the model loaded on the device asked for.
+    pub fn load(
         &self,
+        name: &str,
         progress: &TerminalProgress,
     ) -> Result<(ModelFiles, LoadedModel)> {
         let device = self.device.choice().device()?;
-        let files = hub::resolve_model(&self.model, progress)?;
-        let model = LoadedModel::load(&files, &self.model, &device)?;
+        let files = hub::resolve_model(name, progress)?;
+        let model = LoadedModel::load(&files, name, &device)?;
         Ok((files, model))
     }
+}
+
+/// An adapter named on the command line: a PEFT folder, a single-file adapter, or a Hub id
+/// (downloaded into the Hub cache first), with what its config says about it.
+pub struct NamedAdapter {
+    /// As the user gave it, for messages and labels.
+    pub spec: PathBuf,
+    /// Where it is read from: the path given, or its folder in the Hub cache.
+    pub path: PathBuf,
+    /// The model it was trained on (`base_model_name_or_path`), if its config says.
+    pub base_model: Option<String>,
+    /// The prompt template it was trained with, if it records one.
+    pub prompt_template: Option<String>,
+}
+
+impl NamedAdapter {
+    /// Finds (downloads when it is a Hub id not yet cached) and checks the adapter `spec`.
+    pub fn resolve(spec: &Path, progress: &TerminalProgress) -> Result<Self> {
+        let path = hub::resolve_adapter(spec, progress)?;
+        let description = adapter::describe(&path)?;
+        Ok(Self {
+            spec: spec.to_path_buf(),
+            path,
+            base_model: description.base_model,
+            prompt_template: description.prompt_template,
+        })
+    }
+
+    /// Reads the adapter for `model`. When it was trained on another base model (by name) this
+    /// is said in one sentence before anything runs: a warning when its weights fit the model,
+    /// else the error (the shape check every use of an adapter makes).
+    pub fn read_for(&self, model: &LoadedModel) -> Result<AdapterFiles> {
+        let files = adapter::read(&self.path, model.t5.device())?;
+        let Some(base) = self
+            .base_model
+            .as_deref()
+            .filter(|b| !same_model(b, &model.name))
+        else {
+            return Ok(files);
+        };
+        let fits = Adapter::new(
+            files.config.clone(),
+            files.weights.clone(),
+            &model.t5.linear_shapes(),
+        );
+        match fits {
+            Ok(_) => {
+                eprintln!(
+                    "warning: {} was trained on {base}, not {}; its weights fit, so it is used with this model, though it may do worse than with its own",
+                    self.spec.display(),
+                    model.name
+                );
+                Ok(files)
+            }
+            Err(error) => Err(Error::invalid(
+                &self.spec,
+                format!(
+                    "this adapter was trained on {base}, not {}, and does not fit it: {error}",
+                    model.name
+                ),
+            )),
+        }
+    }
+}
+
+/// Whether two model names (Hub ids or folders) name the same model: owners and folders aside,
+/// `google/flan-t5-base`, `flan-t5-base` and `/models/flan-t5-base/` are one model.
+fn same_model(a: &str, b: &str) -> bool {
+    let name = |spec: &str| {
+        let trimmed = spec.trim_end_matches(['/', '\\']);
+        trimmed
+            .rsplit(['/', '\\'])
+            .next()
+            .unwrap_or(trimmed)
+            .to_lowercase()
+    };
+    name(a) == name(b)
 }
 
 /// The settings asked for on the command line, and the template given explicitly (if any).
@@ -217,9 +319,10 @@ pub(super) fn asked_settings(
     Ok((settings, explicit))
 }
 
-/// Loads the model with `adapter` attached (as "adapter"; folded in with `merge`) and sets the
-/// prompt of `settings`: the explicit one, else the adapter's own (said on stderr), else the
-/// reference. Returns the name to summarize with.
+/// Loads the model (`--model`, else the base model the adapter names) with `adapter` (a path or a
+/// Hub id) attached as "adapter" (folded in with `merge`) and sets the prompt of `settings`: the
+/// explicit one, else the adapter's own (said on stderr), else the reference. Returns the name to
+/// summarize with.
 pub(super) fn load_with_adapter(
     model: &ModelArgs,
     adapter: Option<&Path>,
@@ -227,11 +330,16 @@ pub(super) fn load_with_adapter(
     settings: &mut SummarizeSettings,
     explicit: Option<&str>,
 ) -> Result<(Summarizer, Option<&'static str>)> {
-    let mut summarizer = model.load(&TerminalProgress::new())?;
-    let name = match adapter {
-        Some(path) => {
-            let device = summarizer.model.t5.device().clone();
-            summarizer.add_adapter("adapter", adapter::read(path, &device)?)?;
+    let progress = TerminalProgress::new();
+    let named = adapter
+        .map(|spec| NamedAdapter::resolve(spec, &progress))
+        .transpose()?;
+    let model_name = model.name(named.as_ref())?;
+    let mut summarizer = Summarizer::new(model.load(&model_name, &progress)?.1);
+    let name = match named {
+        Some(named) => {
+            let files = named.read_for(&summarizer.model)?;
+            summarizer.add_adapter("adapter", files)?;
             if merge {
                 summarizer.merge("adapter")?;
                 None
@@ -280,9 +388,14 @@ pub fn run(args: SummarizeArgs, cancel: &Cancel) -> Result<()> {
         write_jsonl(&args.output, &dialogues, &summaries)
     };
     written.map_err(|e| match e {
-        Error::File { path, message } => Error::File {
+        Error::File {
+            path,
+            message,
+            problem,
+        } => Error::File {
             path,
             message: format!("cannot write the summaries: {message}"),
+            problem,
         },
         other => other,
     })

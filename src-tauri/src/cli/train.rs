@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use dialora_engine::adapter;
 use dialora_engine::fsutil::write_atomically;
 use dialora_engine::summarize::DEFAULT_PROMPT;
 use dialora_engine::task::Cancel;
@@ -15,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::data::ImportArgs;
 use super::progress::TerminalProgress;
-use super::summarize::{ModelArgs, TemplateArgs};
+use super::summarize::{ModelArgs, NamedAdapter, TemplateArgs};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -33,7 +32,8 @@ pub struct TrainArgs {
     /// The adapter folder to write (with --full: the model folder).
     #[arg(long)]
     output: PathBuf,
-    /// Continue training this adapter (its rank, alpha, dropout and targets are kept).
+    /// Continue training this adapter (its rank, alpha, dropout and targets are kept): a PEFT
+    /// folder, a .dlora file or a Hub id.
     #[arg(long, conflicts_with = "full")]
     init_adapter: Option<PathBuf>,
     /// LoRA rank.
@@ -122,18 +122,15 @@ enum ScheduleArg {
 
 impl TrainArgs {
     /// The template given, else the one of the adapter training continues, else the reference.
-    fn prompt_template(&self) -> Result<String> {
+    fn prompt_template(&self, init: Option<&NamedAdapter>) -> Result<String> {
         if let Some(template) = self.template.explicit()? {
             return Ok(template);
         }
-        let continued = match &self.init_adapter {
-            Some(path) => adapter::describe(path)?.prompt_template,
-            None => None,
-        };
+        let continued = init.and_then(|adapter| adapter.prompt_template.clone());
         Ok(continued.unwrap_or_else(|| DEFAULT_PROMPT.to_string()))
     }
 
-    fn settings(&self) -> Result<TrainSettings> {
+    fn settings(&self, init: Option<&NamedAdapter>) -> Result<TrainSettings> {
         Ok(TrainSettings {
             full: self.full,
             rank: self.rank,
@@ -159,7 +156,7 @@ impl TrainArgs {
             max_source_length: self.max_source_length,
             max_target_length: self.max_target_length,
             model_dropout: self.model_dropout,
-            prompt_template: self.prompt_template()?,
+            prompt_template: self.prompt_template(init)?,
             include_drafts: self.include_drafts,
             eval_every: self.eval_every,
             checkpoint_every: self.checkpoint_every,
@@ -215,7 +212,13 @@ impl StepLog {
 }
 
 pub fn run(args: TrainArgs, cancel: &Cancel) -> Result<()> {
-    let settings = args.settings()?;
+    let progress = TerminalProgress::new();
+    let init = args
+        .init_adapter
+        .as_deref()
+        .map(|spec| NamedAdapter::resolve(spec, &progress))
+        .transpose()?;
+    let settings = args.settings(init.as_ref())?;
     settings.validate()?;
     let train_data = read_data(&args.import, &args.train, "train")?;
     let validation = args
@@ -223,7 +226,12 @@ pub fn run(args: TrainArgs, cancel: &Cancel) -> Result<()> {
         .as_deref()
         .map(|path| read_data(&args.import, path, "validation"))
         .transpose()?;
-    let (files, mut model) = args.model.load_with_files(&TerminalProgress::new())?;
+    // Without --model: the base model the adapter training continues names.
+    let model_name = args.model.name(init.as_ref())?;
+    let (files, mut model) = args.model.load(&model_name, &progress)?;
+    if let Some(init) = &init {
+        init.read_for(&model)?;
+    }
     let mut log = args.log.as_ref().map(|path| StepLog {
         path: path.clone(),
         file: None,
@@ -240,7 +248,7 @@ pub fn run(args: TrainArgs, cancel: &Cancel) -> Result<()> {
         model_files: &files,
         train: &train_data,
         validation: validation.as_ref(),
-        init_adapter: args.init_adapter.clone(),
+        init_adapter: init.as_ref().map(|adapter| adapter.path.clone()),
         output: args.output.clone(),
         resume: args.resume,
         overwrite: args.overwrite,

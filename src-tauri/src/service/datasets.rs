@@ -382,7 +382,7 @@ impl Datasets {
             Some(items) => items,
             None => items_of(&data::import(path, &ImportOptions::default())?.dialogues),
         };
-        let name = folders::free_name(&self.folder, path);
+        let name = folders::free_name(&self.folder, &folders::name_of(path));
         self.write_new(&name, &Dataset::new(items, style))?;
         Ok(name)
     }

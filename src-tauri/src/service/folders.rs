@@ -39,14 +39,18 @@ pub fn names(parent: &Path) -> Vec<String> {
     names
 }
 
-/// The name of `source` (its file name without extension), or that name with `-2`, `-3`… when it
-/// is taken under `parent`.
-pub fn free_name(parent: &Path, source: &Path) -> String {
-    let stem = source
+/// The name a file or folder `source` gives: its file name without extension.
+pub fn name_of(source: &Path) -> String {
+    source
         .file_stem()
         .map(|s| s.to_string_lossy().trim().to_string())
         .filter(|s| !s.starts_with('.') && !s.is_empty())
-        .unwrap_or_else(|| "imported".to_string());
+        .unwrap_or_else(|| "imported".to_string())
+}
+
+/// `stem`, or `stem` with `-2`, `-3`… when it is taken under `parent`.
+pub fn free_name(parent: &Path, stem: &str) -> String {
+    let stem = stem.to_string();
     (1..)
         .map(|n| {
             if n == 1 {
@@ -59,6 +63,12 @@ pub fn free_name(parent: &Path, source: &Path) -> String {
         .unwrap_or(stem)
 }
 
+/// `parent/.{role}-{folder's name}`: hidden from [`names`], so never listed while it is made.
+fn hidden_beside(parent: &Path, folder: &Path, role: &str) -> PathBuf {
+    let name = folder.file_name().unwrap_or_default().to_string_lossy();
+    parent.join(format!(".{role}-{name}"))
+}
+
 /// Makes `folder` (under `parent`) by `write` filling a staging folder beside it, renamed in once
 /// whole.
 pub fn write_new(
@@ -66,11 +76,7 @@ pub fn write_new(
     folder: &Path,
     write: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
-    let name = folder
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let staging = parent.join(format!(".new-{name}"));
+    let staging = hidden_beside(parent, folder, "new");
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(|e| Error::file(&staging, e))?;
     let written = write(&staging)
@@ -79,6 +85,34 @@ pub fn write_new(
         let _ = std::fs::remove_dir_all(&staging);
     }
     written
+}
+
+/// Replaces the folder `folder` (under `parent`) with one `write` fills: the new one is made
+/// whole beside it first, and the old one is removed only once the new one is in its place.
+pub fn replace(
+    parent: &Path,
+    folder: &Path,
+    write: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    let replaced = hidden_beside(parent, folder, "replaced");
+    let _ = std::fs::remove_dir_all(&replaced);
+    let staged = hidden_beside(parent, folder, "staged");
+    write_new(parent, &staged, write)?;
+    let swapped = std::fs::rename(folder, &replaced)
+        .map_err(|e| Error::file(folder, e))
+        .and_then(|()| {
+            std::fs::rename(&staged, folder).map_err(|e| {
+                // The old one goes back rather than leave nothing under the name.
+                let _ = std::fs::rename(&replaced, folder);
+                Error::file(folder, e)
+            })
+        });
+    if swapped.is_err() {
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    swapped?;
+    let _ = std::fs::remove_dir_all(&replaced);
+    Ok(())
 }
 
 /// Renames the folder `from` to `to`, refusing to replace one of that name; `kind` ("an
@@ -100,6 +134,32 @@ pub fn delete(folder: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+
+    #[test]
+    fn a_replaced_folder_holds_only_the_new_content_and_a_failed_one_keeps_the_old() {
+        let parent = tempfile::tempdir().unwrap();
+        let folder = parent.path().join("support");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("old.txt"), "old").unwrap();
+        let failed = super::replace(parent.path(), &folder, |staging| {
+            std::fs::write(staging.join("new.txt"), "half").unwrap();
+            Err(dialora_engine::Error::settings("stopped"))
+        });
+        assert!(failed.is_err());
+        assert!(folder.join("old.txt").exists() && !folder.join("new.txt").exists());
+        super::replace(parent.path(), &folder, |staging| {
+            std::fs::write(staging.join("new.txt"), "new")
+                .map_err(|e| dialora_engine::Error::file(staging, e))
+        })
+        .unwrap();
+        assert!(!folder.join("old.txt").exists());
+        assert_eq!(
+            std::fs::read_to_string(folder.join("new.txt")).unwrap(),
+            "new"
+        );
+        let left: Vec<_> = std::fs::read_dir(parent.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no staging or replaced folder is left");
+    }
 
     #[test]
     fn only_plain_names_name_a_folder() {

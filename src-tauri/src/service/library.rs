@@ -7,8 +7,9 @@ use std::time::UNIX_EPOCH;
 
 use dialora_engine::fsutil::write_atomically;
 use dialora_engine::summarize::Summarizer;
-use dialora_engine::{Error, Result, adapter, train};
-use dialora_ui::protocol::{AdapterEntry, DataRequest, InterruptedRun, TrainOptions};
+use dialora_engine::task::ProgressSink;
+use dialora_engine::{Error, Result, adapter, hub, train};
+use dialora_ui::protocol::{AdapterEntry, DataRequest, IfExists, InterruptedRun, TrainOptions};
 use serde::{Deserialize, Serialize};
 
 use super::folders;
@@ -23,6 +24,15 @@ pub struct RunRecord {
     pub data: DataRequest,
     pub settings: TrainOptions,
     pub total_steps: usize,
+}
+
+/// What an import did.
+#[derive(Debug, PartialEq)]
+pub enum Imported {
+    /// The adapter is in the library under this name.
+    Added(String),
+    /// An adapter of this name is there already, and nothing was changed.
+    Exists(String),
 }
 
 pub struct Library {
@@ -96,6 +106,14 @@ impl Library {
                 prompt_template: None,
             },
         }
+    }
+
+    /// The base model adapter `name` was trained on, as its config names it.
+    pub fn base_model(&self, name: &str) -> Option<String> {
+        adapter::describe(&self.existing(name).ok()?)
+            .ok()?
+            .base_model
+            .filter(|base| !base.is_empty())
     }
 
     /// Runs that stopped before their end, with the step their checkpoint holds.
@@ -173,14 +191,46 @@ impl Library {
         adapter::export(&folder, file, self.scores(name))
     }
 
-    /// Copies an adapter file or PEFT folder into the library under a free name from its own;
-    /// returns that name.
-    pub fn import(&self, source: &Path) -> Result<String> {
-        let name = folders::free_name(&self.folder, source);
+    /// Copies an adapter file or PEFT folder, or the adapter of a Hub id such as
+    /// `someone/flan-t5-meetings-lora` (downloaded into the Hub cache first), into the library
+    /// under the name its card gives (else its file's), with the scores its card carries.
+    /// When the name is taken, `if_exists` says whether to ask first, replace, or keep both. A
+    /// Hub download reports to `progress`.
+    pub fn import(
+        &self,
+        source: &Path,
+        if_exists: IfExists,
+        progress: &dyn ProgressSink,
+    ) -> Result<Imported> {
+        let local = hub::resolve_adapter(source, progress)?;
+        let card = adapter::card(&local)?;
+        let named = card
+            .as_ref()
+            .and_then(|c| c.get("name")?.as_str().map(str::to_string))
+            .filter(|name| self.folder(name).is_ok())
+            .unwrap_or_else(|| folders::name_of(source));
+        let taken = self.folder.join(&named).exists();
+        let name = match (taken, if_exists) {
+            (true, IfExists::Ask) => return Ok(Imported::Exists(named)),
+            (true, IfExists::KeepBoth) => folders::free_name(&self.folder, &named),
+            _ => named,
+        };
         let folder = self.folder(&name)?;
-        folders::write_new(&self.folder, &folder, |staging| {
-            adapter::import(source, staging)
-        })?;
-        Ok(name)
+        let scores = card.and_then(|mut c| c.get_mut("rouge").map(serde_json::Value::take));
+        let write = |staging: &Path| {
+            adapter::import(&local, staging)?;
+            match scores {
+                Some(scores) => {
+                    write_atomically(&staging.join(SCORES_FILE), scores.to_string().as_bytes())
+                }
+                None => Ok(()),
+            }
+        };
+        if self.folder.join(&name).exists() {
+            folders::replace(&self.folder, &folder, write)?;
+        } else {
+            folders::write_new(&self.folder, &folder, write)?;
+        }
+        Ok(Imported::Added(name))
     }
 }

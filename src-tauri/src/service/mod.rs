@@ -6,6 +6,7 @@
 mod datasets;
 mod folders;
 mod library;
+mod problems;
 pub(crate) mod settings;
 mod worker;
 
@@ -21,9 +22,11 @@ use dialora_ui::Backend;
 use dialora_ui::protocol::{Command, Event, PickPurpose, Settings, Task};
 
 use datasets::Datasets;
+use problems::Log;
 
-/// Opens the system's file dialog for a purpose; returns the chosen paths (none when cancelled).
-pub type Picker = Arc<dyn Fn(PickPurpose, &Settings) -> Vec<String> + Send + Sync>;
+/// Opens the system's file dialog for a purpose, starting at the field's current path; returns
+/// the chosen paths (none when cancelled).
+pub type Picker = Arc<dyn Fn(PickPurpose, &str, &Settings) -> Vec<String> + Send + Sync>;
 
 /// Where the app keeps its files and what it may assume of the machine.
 pub struct ServiceConfig {
@@ -84,6 +87,7 @@ pub struct InProcess {
     settings_writer: Option<Sender<Settings>>,
     /// Dataset commands, on their own thread: a review goes on while the worker drafts.
     dataset_commands: Option<Sender<Command>>,
+    log: Log,
     worker: Option<JoinHandle<()>>,
     writer: Option<JoinHandle<()>>,
     reviewer: Option<JoinHandle<()>>,
@@ -92,10 +96,17 @@ pub struct InProcess {
 impl InProcess {
     /// The engine with its events kept for [`Backend::poll`].
     pub fn start(config: ServiceConfig) -> Self {
+        Self::start_waking(config, || {})
+    }
+
+    /// The engine with its events kept for [`Backend::poll`], calling `wake` after each one so
+    /// that an idle window draws only when there is something new.
+    pub fn start_waking(config: ServiceConfig, wake: impl Fn() + Send + Sync + 'static) -> Self {
         let (event_sender, events) = mpsc::channel();
         let mut service = Self::start_with_sink(config, move |event| {
             // A closed UI is not an error for the engine.
             let _ = event_sender.send(event);
+            wake();
         });
         service.events = Some(events);
         service
@@ -140,17 +151,19 @@ impl InProcess {
         };
         let datasets = Arc::new(Mutex::new(Datasets::new(&config.home)));
         let (dataset_commands, dataset_receiver) = mpsc::channel::<Command>();
+        let log = Log::new(&config.home);
         let reviewer = {
-            let (datasets, emitter) = (datasets.clone(), emitter.clone());
+            let (datasets, emitter, log) = (datasets.clone(), emitter.clone(), log.clone());
             std::thread::Builder::new()
                 .name("dialora-datasets".into())
                 .spawn(move || {
                     for command in dataset_receiver {
                         let store = datasets.lock().unwrap_or_else(PoisonError::into_inner);
+                        let what = review_label(&command);
                         if let Err(error) = review(&store, command, &emitter) {
-                            emitter.emit(Event::Error {
-                                message: error.to_string(),
-                            });
+                            let problem = problems::problem(&error, error.to_string());
+                            log.record(what, &problem);
+                            emitter.emit(Event::Error { problem });
                         }
                     }
                 })
@@ -176,6 +189,7 @@ impl InProcess {
             settings,
             settings_writer: Some(settings_writer),
             dataset_commands: Some(dataset_commands),
+            log,
             worker,
             writer,
             reviewer,
@@ -187,7 +201,7 @@ impl InProcess {
     }
 
     /// Opens the dialog on its own thread: the worker may be busy, and the UI must not wait.
-    fn pick(&self, purpose: PickPurpose) {
+    fn pick(&self, purpose: PickPurpose, current: String) {
         let emitter = self.emitter.clone();
         let Some(picker) = self.picker.clone() else {
             emitter.emit(Event::Notice {
@@ -199,7 +213,7 @@ impl InProcess {
         let _ = std::thread::Builder::new()
             .name("dialora-dialog".into())
             .spawn(move || {
-                let paths = picker(purpose, &settings);
+                let paths = picker(purpose, &current, &settings);
                 if !paths.is_empty() {
                     emitter.emit(Event::Picked { purpose, paths });
                 }
@@ -212,7 +226,11 @@ impl Backend for InProcess {
         // Cancel and dialogs act at once; everything else waits its turn on the worker.
         match command {
             Command::Cancel => self.cancel.cancel(),
-            Command::Pick { purpose } => self.pick(purpose),
+            Command::Pick { purpose, current } => self.pick(purpose, current),
+            Command::ShowLog => self.emitter.emit(Event::Log {
+                path: self.log.path().display().to_string(),
+                text: self.log.tail(),
+            }),
             command if command.for_review() => {
                 if let Some(commands) = &self.dataset_commands {
                     let _ = commands.send(command);
@@ -290,6 +308,18 @@ impl ProgressSink for TaskProgress {
             total: progress.total,
             eta_s: None,
         });
+    }
+}
+
+/// What a review command was doing, for the log.
+fn review_label(command: &Command) -> &'static str {
+    match command {
+        Command::OpenDataset { .. } => "Opening a dataset",
+        Command::Review { .. } | Command::ReviewAt { .. } => "Reviewing",
+        Command::RenameDataset { .. } => "Renaming a dataset",
+        Command::DeleteDataset { .. } => "Deleting a dataset",
+        Command::ExportDataset { .. } => "Exporting a dataset",
+        _ => "Importing a dataset",
     }
 }
 

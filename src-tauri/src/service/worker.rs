@@ -17,14 +17,18 @@ use dialora_engine::summarize::{DEFAULT_PROMPT, STYLES, SummarizeSettings, Summa
 use dialora_engine::task::{Cancel, NoProgress};
 use dialora_engine::train::{self, TrainData, TrainEvent, TrainRequest, TrainSettings};
 use dialora_engine::{Error, Result, adapter, hub, long_input, report};
+use dialora_ui::presets::explain;
 use dialora_ui::protocol::{
     Columns, Command, DIALOGSUM, DataRequest, DataSummary, Device, Estimate, Evaluation, Event,
-    ExampleRow, Machine, ModelInfo, Outcome, PreviewRow, RunScores, Settings, StyleChoice,
-    SummaryResult, Task, TrainOptions, TrainPoint, Transcript, training_memory,
+    ExampleRow, Machine, ModelInfo, Outcome, PreviewRow, Problem, ProblemKind, RunScores, SAMPLES,
+    Settings, StyleChoice, SummaryResult, Task, TrainOptions, TrainPoint, Transcript,
+    training_memory,
 };
+use dialora_ui::samples;
 
 use super::datasets::Datasets;
-use super::library::{Library, RunRecord};
+use super::library::{Imported, Library, RunRecord};
+use super::problems::{self, Log};
 use super::{Emitter, ServiceConfig, settings};
 
 const PREVIEW_ROWS: usize = 20;
@@ -66,6 +70,10 @@ pub struct Worker {
     /// model or the data change.
     example_lengths: Option<(String, Vec<(usize, usize)>)>,
     evaluation: Option<LastEvaluation>,
+    log: Log,
+    /// Parameter-tokens a second the last finished run of a model had, by the model's name: the
+    /// estimates of later runs of that model use it rather than the rule of thumb.
+    measured_speed: Option<(String, f64)>,
 }
 
 impl Worker {
@@ -77,6 +85,7 @@ impl Worker {
         datasets: Arc<Mutex<Datasets>>,
     ) -> Self {
         let library = Library::new(&config.home);
+        let log = Log::new(&config.home);
         Self {
             config,
             emitter,
@@ -89,6 +98,8 @@ impl Worker {
             data: None,
             example_lengths: None,
             evaluation: None,
+            log,
+            measured_speed: None,
         }
     }
 
@@ -152,6 +163,14 @@ impl Worker {
             }
             Command::RenameAdapter { name, new_name } => {
                 self.library.rename(&name, &new_name)?;
+                let new_name = new_name.trim().to_string();
+                // A report exported later names the adapter as it is called now.
+                if let Some(evaluation) = self.evaluation.as_mut() {
+                    for run in evaluation.runs.iter_mut().filter(|r| r.label == name) {
+                        run.label = new_name.clone();
+                    }
+                }
+                self.emit(Event::AdapterRenamed { name, new_name });
                 self.emit_library();
                 Ok(())
             }
@@ -165,10 +184,18 @@ impl Worker {
                 self.notice(format!("\"{name}\" exported to {file}"));
                 Ok(())
             }
-            Command::ImportAdapter { path } => {
-                let name = self.library.import(Path::new(&path))?;
-                self.emit_library();
-                self.notice(format!("Imported as \"{name}\""));
+            Command::ImportAdapter { path, if_exists } => {
+                let progress = self.emitter.progress(Task::Library);
+                match self
+                    .library
+                    .import(Path::new(&path), if_exists, &progress)?
+                {
+                    Imported::Added(name) => {
+                        self.emit_library();
+                        self.notice(format!("Imported as \"{name}\""));
+                    }
+                    Imported::Exists(name) => self.emit(Event::AdapterExists { path, name }),
+                }
                 Ok(())
             }
             // Handled by the sender at once, or by the review's thread.
@@ -177,6 +204,7 @@ impl Worker {
             | Command::SaveSettings { .. }
             | Command::Cancel
             | Command::Pick { .. }
+            | Command::ShowLog
             | Command::OpenDataset { .. }
             | Command::Review { .. }
             | Command::ReviewAt { .. }
@@ -199,15 +227,18 @@ impl Worker {
             Ok(Ok(())) => Outcome::Done,
             Ok(Err(Error::Cancelled)) => Outcome::Cancelled,
             Ok(Err(error)) => Outcome::Failed {
-                message: in_app_words(&error.to_string()),
+                problem: problems::problem(&error, in_app_words(&error.to_string())),
             },
             Err(_) => Outcome::Failed {
-                message: format!(
-                    "{} stopped on an internal error (please report this)",
-                    task.label()
-                ),
+                problem: Problem {
+                    kind: ProblemKind::Internal,
+                    detail: format!("{} stopped on an internal error", task.label()),
+                },
             },
         };
+        if let Outcome::Failed { problem } = &outcome {
+            self.log.record(task.label(), problem);
+        }
         self.emit(Event::TaskEnded { task, outcome });
     }
 
@@ -291,6 +322,18 @@ impl Worker {
         Ok(())
     }
 
+    /// With no model loaded, loads the base model `adapter` names (an adapter shared from the
+    /// Hub brings its own), so that choosing an adapter is enough.
+    fn ensure_model(&mut self, adapter: Option<&str>) -> Result<()> {
+        if self.model.is_some() {
+            return Ok(());
+        }
+        match adapter.and_then(|name| self.library.base_model(name)) {
+            Some(base) => self.load_model(&base, self.settings.device),
+            None => Err(Error::settings("load a model first (the Model screen)")),
+        }
+    }
+
     fn model(&self) -> Result<&Model> {
         self.model
             .as_ref()
@@ -303,10 +346,35 @@ impl Worker {
             .ok_or_else(|| Error::settings("import dialogues first (the Data screen)"))
     }
 
+    /// The file a data source names: the bundled samples are written into the app's home
+    /// first (where a person can open them); any other source is itself.
+    fn local_source(&self, source: &str) -> Result<String> {
+        if source != SAMPLES {
+            return Ok(source.to_string());
+        }
+        let path = self
+            .config
+            .home
+            .join("samples")
+            .join(samples::CONVERSATIONS_FILE);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(samples::CONVERSATIONS) {
+            if let Some(folder) = path.parent() {
+                std::fs::create_dir_all(folder).map_err(|e| Error::file(folder, e))?;
+            }
+            write_atomically(&path, samples::CONVERSATIONS.as_bytes())?;
+        }
+        Ok(path.display().to_string())
+    }
+
     fn import_data(&mut self, request: DataRequest) -> Result<()> {
         if request.sources.is_empty() {
             return Err(Error::settings("choose data files first"));
         }
+        let sources = request
+            .sources
+            .iter()
+            .map(|source| self.local_source(source))
+            .collect::<Result<Vec<String>>>()?;
         let options = import_options(&request.columns);
         let progress = self.emitter.progress(Task::ImportData);
         let mut warnings = Vec::new();
@@ -329,14 +397,14 @@ impl Worker {
         } else {
             let mut dialogues = Vec::new();
             let mut formats = Vec::new();
-            for source in &request.sources {
+            for source in &sources {
                 self.cancel.check()?;
                 let (data, format) = read(source, "train")?;
                 dialogues.extend(data.dialogues);
                 formats.push(format);
             }
             formats.dedup();
-            let source = PathBuf::from(&request.sources[0]);
+            let source = PathBuf::from(&sources[0]);
             let fraction = request.validation_fraction;
             if fraction > 0.0 && dialogues.len() >= 2 {
                 let (train, held) = data::split_for_validation(dialogues, fraction, request.seed);
@@ -368,7 +436,7 @@ impl Worker {
             .collect();
         let reviewed = |d: &Dialogue| d.reviewed_summary().is_some();
         let summary = DataSummary {
-            sources: request.sources.clone(),
+            sources,
             format,
             dialogues: all.len(),
             with_summary: all.iter().filter(|d| reviewed(d)).count(),
@@ -456,8 +524,12 @@ impl Worker {
         let run_tokens =
             tokens as f64 * steps as f64 / settings.steps_per_epoch(examples).max(1) as f64;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        let tokens_per_second =
-            PARAMETER_TOKENS_PER_CORE_SECOND * cores / model.parameters.max(1) as f64;
+        let name = &model.summarizer.model.name;
+        let rate = match &self.measured_speed {
+            Some((measured, rate)) if measured == name => *rate,
+            _ => PARAMETER_TOKENS_PER_CORE_SECOND * cores,
+        };
+        let tokens_per_second = rate / model.parameters.max(1) as f64;
         let memory_bytes = training_memory(model.parameters, options.batch_size);
         Ok(Estimate {
             settings: options.clone(),
@@ -497,7 +569,17 @@ impl Worker {
             total_steps: estimate.steps,
         };
         self.library.save_run_record(name, &record)?;
-        self.train(name, &record.settings, false)
+        let started = Instant::now();
+        self.train(name, &record.settings, false)?;
+        // The next estimates use the speed this run had, with its validation and checkpoints.
+        let seconds = started.elapsed().as_secs_f64();
+        if let Some(model) = self.model.as_ref()
+            && seconds > 0.0
+        {
+            let rate = estimate.tokens as f64 * model.parameters as f64 / seconds;
+            self.measured_speed = Some((record.model, rate));
+        }
+        Ok(())
     }
 
     /// Continues an interrupted run: the model and data it used are loaded again when they are
@@ -617,6 +699,7 @@ impl Worker {
         }
         dialogues.shrink_to_fit();
         let data_label = source.source.display().to_string();
+        self.ensure_model(adapters.first().map(String::as_str))?;
         let Some(model) = self.model.as_mut() else {
             return Err(Error::settings("load a model first (the Model screen)"));
         };
@@ -639,7 +722,8 @@ impl Worker {
             runs.push(eval::evaluate(
                 &model.summarizer,
                 adapter,
-                adapter.unwrap_or("baseline"),
+                // The app's word for the baseline.
+                adapter.unwrap_or("the model alone"),
                 &dialogues,
                 &settings,
                 &self.cancel,
@@ -710,6 +794,7 @@ impl Worker {
                 imported.dialogues.len()
             )));
         };
+        self.ensure_model(adapter.as_deref())?;
         let Some(model) = self.model.as_mut() else {
             return Err(Error::settings("load a model first (the Model screen)"));
         };
@@ -774,6 +859,7 @@ impl Worker {
     /// A drafting round: every dialogue of the dataset not accepted yet, in batches, each batch
     /// saved (and shown) as it comes; a cancel keeps the drafts made so far.
     fn draft_dataset(&mut self, name: &str, adapter: Option<String>, style: &str) -> Result<()> {
+        self.ensure_model(adapter.as_deref())?;
         let Some(model) = self.model.as_mut() else {
             return Err(Error::settings("load a model first (the Model screen)"));
         };
@@ -853,7 +939,7 @@ impl Worker {
 /// The engine words its messages for the command line; where they name an option, the app names
 /// its own field instead.
 fn in_app_words(message: &str) -> String {
-    const FIELDS: [(&str, &str); 14] = [
+    const PHRASES: [(&str, &str); 4] = [
         (
             " (\"draft\": true); review them, or pass --include-drafts",
             "; accept them on the Review screen to train on them",
@@ -867,22 +953,28 @@ fn in_app_words(message: &str) -> String {
             "the Summary column field (Data, Column names)",
         ),
         ("--id-column", "the Id column field (Data, Column names)"),
-        ("--batch-size", "\"Batch size\""),
-        ("--rank", "\"Rank\""),
-        ("--alpha", "\"Alpha\""),
-        ("--dropout", "\"Dropout\""),
-        ("--targets", "\"Layers\""),
-        ("--learning-rate", "\"Learning rate\""),
-        ("--epochs", "\"Passes\""),
-        ("--max-steps", "\"Step limit\""),
-        ("--max-source-length", "\"Longest dialogue\""),
-        ("--eval-every", "\"Validate every\""),
     ];
-    FIELDS
+    // The Train screen's fields, by the labels it shows.
+    const FIELDS: [(&str, &str); 10] = [
+        ("--batch-size", explain::BATCH_LABEL),
+        ("--rank", explain::RANK_LABEL),
+        ("--alpha", explain::ALPHA_LABEL),
+        ("--dropout", explain::DROPOUT_LABEL),
+        ("--targets", explain::TARGETS_LABEL),
+        ("--learning-rate", explain::LEARNING_RATE_LABEL),
+        ("--epochs", explain::EPOCHS_LABEL),
+        ("--max-steps", explain::MAX_STEPS_LABEL),
+        ("--max-source-length", explain::SOURCE_LENGTH_LABEL),
+        ("--eval-every", explain::EVAL_EVERY_LABEL),
+    ];
+    let text = PHRASES
         .iter()
-        .fold(message.to_string(), |text, (option, field)| {
-            text.replace(option, field)
-        })
+        .fold(message.to_string(), |text, (phrase, words)| {
+            text.replace(phrase, words)
+        });
+    FIELDS.iter().fold(text, |text, (option, label)| {
+        text.replace(option, &format!("\"{label}\""))
+    })
 }
 
 fn import_options(columns: &Columns) -> ImportOptions {
@@ -965,7 +1057,7 @@ mod tests {
     fn messages_name_the_app_fields_not_the_command_line_options() {
         assert_eq!(
             super::in_app_words("--batch-size 8 is larger than the 6 training examples in a.csv"),
-            "\"Batch size\" 8 is larger than the 6 training examples in a.csv"
+            "\"Dialogues per step (batch size)\" 8 is larger than the 6 training examples in a.csv"
         );
         assert_eq!(
             super::in_app_words("a.csv:1: no dialogue column; name it with --dialogue-column"),

@@ -3,7 +3,7 @@
 
 use egui::{RichText, Ui};
 
-use crate::protocol::{AdapterEntry, Command, PickPurpose};
+use crate::protocol::{AdapterEntry, Command, IfExists, PickPurpose};
 use crate::state::State;
 use crate::widgets;
 
@@ -17,22 +17,27 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         ui.label(RichText::new(format!("Kept in {}", state.machine.library_folder)).weak());
     }
     if state.library.is_empty() {
-        ui.label("No adapters yet. Train one, or import a file someone shared.");
+        ui.label("No adapters yet. Train one, or import one someone shared (a file or a Hub id).");
     }
     egui::Grid::new("library")
         .striped(true)
-        .num_columns(7)
+        .num_columns(6)
         .show(ui, |ui| {
-            for title in [
-                "Name",
-                "Base model",
-                "Rank / layers",
-                "Size",
-                "Changed",
-                "ROUGE-L",
-                "",
+            for (title, hover) in [
+                ("Name", ""),
+                ("Learned on", "The model it was trained on, and works with"),
+                ("Size", "Its file size; hover a size for its rank and layers"),
+                ("Changed", ""),
+                (
+                    "Score",
+                    "How close its summaries came to the references at its last evaluation (ROUGE-L)",
+                ),
+                ("", ""),
             ] {
-                ui.label(RichText::new(title).strong());
+                let label = ui.label(RichText::new(title).strong());
+                if !hover.is_empty() {
+                    label.on_hover_text(hover);
+                }
             }
             ui.end_row();
             for entry in state.library.clone() {
@@ -42,11 +47,17 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         });
     ui.separator();
     ui.label(RichText::new("Share the adapter in use").strong());
-    widgets::path_field(
+    let suggestion = state
+        .active_adapter
+        .as_ref()
+        .map(|name| format!("{name}.dlora"))
+        .unwrap_or_default();
+    widgets::path_field_suggesting(
         ui,
         "Export to file:",
         &mut state.adapter_file,
         PickPurpose::ExportAdapter,
+        &suggestion,
         out,
     );
     let file = state.adapter_file.trim();
@@ -62,7 +73,7 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
             name,
             file: with_extension(file),
         });
-    widgets::command_button(ui, label, command, state.busy(), false, out);
+    widgets::command_button(ui, &label, command, state.busy(), false, out);
     ui.add_space(6.0);
     widgets::path_field(
         ui,
@@ -71,9 +82,14 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         PickPurpose::ImportAdapter,
         out,
     );
+    widgets::reason(
+        ui,
+        "Or a Hub id, such as someone/flan-t5-meetings-lora: downloaded once, then it works offline.",
+    );
     let path = state.import_path.trim();
     let command = (!path.is_empty()).then(|| Command::ImportAdapter {
         path: path.to_string(),
+        if_exists: IfExists::Ask,
     });
     widgets::command_button(ui, "Import adapter", command, state.busy(), false, out);
 }
@@ -87,7 +103,9 @@ fn row(ui: &mut Ui, state: &mut State, entry: &AdapterEntry, out: &mut Vec<Comma
             renaming = true;
             ui.horizontal(|ui| {
                 let label = ui.label("New name");
-                let response = ui.text_edit_singleline(new_name).labelled_by(label.id);
+                let response = ui
+                    .add_sized([180.0, 20.0], egui::TextEdit::singleline(new_name))
+                    .labelled_by(label.id);
                 let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
                 if enter {
                     rename_to = Some(new_name.trim().to_string());
@@ -103,15 +121,23 @@ fn row(ui: &mut Ui, state: &mut State, entry: &AdapterEntry, out: &mut Vec<Comma
             ui.label(name);
         }
     }
-    ui.label(&entry.base_model);
-    ui.label(format!("{} / {}", entry.rank, entry.targets.join(",")));
-    ui.label(widgets::bytes(entry.bytes));
+    ui.scope(|ui| {
+        ui.set_max_width(180.0);
+        ui.add(egui::Label::new(&entry.base_model).truncate())
+            .on_hover_text(&entry.base_model);
+    });
+    ui.label(widgets::bytes(entry.bytes)).on_hover_text(format!(
+        "LoRA rank {} on {}",
+        entry.rank,
+        entry.targets.join(", ")
+    ));
     ui.label(widgets::date(entry.modified));
-    ui.label(
-        entry
-            .rouge
-            .map_or("-".to_string(), |r| format!("{:.3}", r[2])),
-    );
+    match entry.rouge {
+        Some(rouge) => ui
+            .label(format!("{:.0}%", rouge[2] * 100.0))
+            .on_hover_text(format!("ROUGE-L {:.3}", rouge[2])),
+        None => ui.label("-").on_hover_text("Not evaluated yet (Evaluate)"),
+    };
     ui.horizontal(|ui| {
         if renaming {
             if ui.button("Save name").clicked() {
@@ -141,8 +167,45 @@ fn row(ui: &mut Ui, state: &mut State, entry: &AdapterEntry, out: &mut Vec<Comma
     }
 }
 
+/// Asks what to do with an import whose name the library has already.
+pub(crate) fn import_conflict(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
+    let Some((path, name)) = state.import_conflict.clone() else {
+        return;
+    };
+    let mut answer = None;
+    egui::Modal::new(egui::Id::unique("import-conflict")).show(ui.ctx(), |ui| {
+        ui.set_max_width(420.0);
+        ui.heading(format!("\"{name}\" is already in the library"));
+        ui.add(
+            egui::Label::new(format!(
+                "{path} holds an adapter named \"{name}\" too. Replace the one in the library \
+                 with it, or keep both (the new one as the next free name)?"
+            ))
+            .wrap(),
+        );
+        ui.horizontal(|ui| {
+            if ui.button("Keep both").clicked() {
+                answer = Some(Some(IfExists::KeepBoth));
+            }
+            if ui.button("Replace it").clicked() {
+                answer = Some(Some(IfExists::Replace));
+            }
+            if ui.button("Cancel").clicked() {
+                answer = Some(None);
+            }
+        });
+    });
+    if let Some(answer) = answer {
+        state.import_conflict = None;
+        out.extend(answer.map(|if_exists| Command::ImportAdapter {
+            path: path.clone(),
+            if_exists,
+        }));
+    }
+}
+
 /// Shared adapter files end in `.dlora`, which the app opens when double-clicked.
-fn with_extension(path: &str) -> String {
+pub(crate) fn with_extension(path: &str) -> String {
     if path.ends_with(".dlora") {
         path.to_string()
     } else {

@@ -3,7 +3,7 @@
 
 use egui::{RichText, Ui};
 
-use crate::protocol::{Command, DIALOGSUM, DataRequest, PickPurpose};
+use crate::protocol::{Command, DIALOGSUM, DataRequest, PickPurpose, ProblemKind, Task};
 use crate::state::State;
 use crate::widgets;
 
@@ -38,6 +38,7 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         if ui.button("Choose files…").clicked() {
             out.push(Command::Pick {
                 purpose: PickPurpose::DataFiles,
+                current: String::new(),
             });
         }
     });
@@ -56,7 +57,10 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
     )
     .labelled_by(label.id);
 
-    let mentions_column = state.error.as_deref().is_some_and(|e| e.contains("column"));
+    // A file read without its columns found opens the place to name them.
+    let mentions_column = state.error.as_ref().is_some_and(|f| {
+        f.task == Some(Task::ImportData) && f.problem.kind == ProblemKind::Invalid
+    });
     egui::CollapsingHeader::new("Column names")
         .open(mentions_column.then_some(true))
         .show(ui, |ui| {
@@ -104,10 +108,13 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         ))
         .strong(),
     );
-    ui.label(format!(
-        "{} dialogues, {} with a summary, {} speakers · {} for training, {} for validation",
-        data.dialogues, data.with_summary, data.speakers, data.train, data.validation
-    ));
+    ui.add(
+        egui::Label::new(format!(
+            "{} dialogues, {} with a summary, {} speakers · {} for training, {} held out to measure the result",
+            data.dialogues, data.with_summary, data.speakers, data.train, data.validation
+        ))
+        .wrap(),
+    );
     if data.drafts > 0 {
         ui.label(format!(
             "{} summaries are drafts nobody accepted yet: training leaves them out.",
@@ -137,6 +144,8 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
             });
     }
     ui.add_space(6.0);
+    // The dialogue takes three fifths of the width left beside the ids, the summary the rest.
+    let text_width = (ui.available_width() - 140.0).max(240.0);
     egui::Grid::new("preview")
         .striped(true)
         .num_columns(3)
@@ -147,8 +156,8 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
             ui.end_row();
             for row in &data.preview {
                 ui.label(&row.id);
-                cell(ui, 520.0, &row.dialogue);
-                cell(ui, 360.0, &row.summary);
+                cell(ui, text_width * 0.6, &row.dialogue);
+                cell(ui, text_width * 0.4, &row.summary);
                 ui.end_row();
             }
         });

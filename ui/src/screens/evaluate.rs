@@ -32,20 +32,24 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         "Evaluate",
         "Did it help? Compare the model alone with your adapters on dialogues held out from training.",
     );
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.label("Dialogues to evaluate:");
-        ui.add(egui::DragValue::new(&mut state.eval_limit).range(1..=10_000));
-        if let Some(data) = &state.data {
-            let available = if data.validation > 0 {
-                format!("of the {} held out for validation", data.validation)
-            } else {
+        let (available, from) = match &state.data {
+            Some(data) if data.validation > 0 => (
+                data.validation,
+                format!("of the {} held out from training", data.validation),
+            ),
+            Some(data) => (
+                data.train,
                 format!(
                     "of the {} training dialogues (none were held out: scores will look better than they are)",
                     data.train
-                )
-            };
-            ui.label(RichText::new(available).weak());
-        }
+                ),
+            ),
+            None => (10_000, String::new()),
+        };
+        ui.add(egui::DragValue::new(&mut state.eval_limit).range(1..=available.max(1)));
+        ui.label(RichText::new(from).weak());
     });
     if state.library.is_empty() {
         ui.label(RichText::new("No adapters yet: the baseline is evaluated alone.").weak());
@@ -73,16 +77,39 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         return;
     };
     ui.separator();
-    let plural = if evaluation.count == 1 { "" } else { "s" };
-    ui.label(
-        RichText::new(format!(
-            "ROUGE on {} dialogue{plural} (higher is better; whiskers: 95% interval)",
-            evaluation.count
-        ))
-        .strong(),
-    );
-    rouge_chart(ui, evaluation);
-    scores_table(ui, evaluation);
+    for line in verdict(evaluation) {
+        ui.add(egui::Label::new(RichText::new(line).strong()).wrap());
+    }
+    if evaluation.count < STEADY_COUNT {
+        ui.add(
+            egui::Label::new(
+                RichText::new(format!(
+                    "Only {} dialogues were scored: with so few the figures can change a lot. \
+                     {STEADY_COUNT} or more give a steadier answer.",
+                    evaluation.count
+                ))
+                .color(ui.visuals().warn_fg_color),
+            )
+            .wrap(),
+        );
+    }
+    egui::CollapsingHeader::new("The scores in detail (ROUGE)")
+        .default_open(true)
+        .show(ui, |ui| {
+            ui.add(
+                egui::Label::new(
+                    RichText::new(
+                        "ROUGE counts the words and word sequences a summary shares with the \
+                         reference: higher is closer. The thin lines show the range the true \
+                         score lies in, 95 times out of 100.",
+                    )
+                    .weak(),
+                )
+                .wrap(),
+            );
+            rouge_chart(ui, evaluation);
+            scores_table(ui, evaluation);
+        });
     ui.add_space(8.0);
     examples(ui, evaluation);
     ui.add_space(8.0);
@@ -98,6 +125,53 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         folder: folder.to_string(),
     });
     widgets::command_button(ui, "Export report", command, state.busy(), false, out);
+}
+
+/// Fewer scored dialogues than this give figures too unsteady to decide on.
+const STEADY_COUNT: usize = 20;
+
+/// A sentence per adapter: closer to the references than the model alone, further, or no
+/// different beyond chance (their 95% intervals of ROUGE-L overlap).
+pub fn verdict(evaluation: &Evaluation) -> Vec<String> {
+    const ROUGE_L: usize = 2;
+    let Some((baseline, adapters)) = evaluation.runs.split_first() else {
+        return Vec::new();
+    };
+    let percent = |score: f64| format!("{:.0}%", score * 100.0);
+    if adapters.is_empty() {
+        return vec![format!(
+            "The model alone shares {} of the references' wording (ROUGE-L). Train an adapter, \
+             then compare it here.",
+            percent(baseline.rouge[ROUGE_L])
+        )];
+    }
+    adapters
+        .iter()
+        .map(|run| {
+            let (score, base) = (run.rouge[ROUGE_L], baseline.rouge[ROUGE_L]);
+            let [low, high] = run.ci95[ROUGE_L];
+            let [base_low, base_high] = baseline.ci95[ROUGE_L];
+            let figures = format!("{} against {} (ROUGE-L)", percent(score), percent(base));
+            if low > base_high {
+                format!(
+                    "\"{}\" writes summaries closer to yours than the model alone: {figures}.",
+                    run.label
+                )
+            } else if high < base_low {
+                format!(
+                    "\"{}\" writes summaries further from yours than the model alone: {figures}; \
+                     more training data or the Balanced preset may help.",
+                    run.label
+                )
+            } else {
+                format!(
+                    "\"{}\" and the model alone are about as close to your summaries ({figures}): \
+                     the difference is within chance on these dialogues.",
+                    run.label
+                )
+            }
+        })
+        .collect()
 }
 
 fn rouge_chart(ui: &mut Ui, evaluation: &Evaluation) {
@@ -151,7 +225,8 @@ fn rouge_chart(ui: &mut Ui, evaluation: &Evaluation) {
 fn scores_table(ui: &mut Ui, evaluation: &Evaluation) {
     egui::Grid::new("scores").striped(true).show(ui, |ui| {
         ui.label(RichText::new("Run").strong());
-        ui.label(RichText::new("Loss").strong());
+        ui.label(RichText::new("Loss").strong())
+            .on_hover_text("How unlikely the references are to the model: lower is better");
         for name in ROUGE_NAMES {
             ui.label(RichText::new(name).strong());
         }

@@ -1,6 +1,6 @@
 //! One module per screen; each draws from [`State`] and pushes the commands the user asked for.
 
-mod adapters;
+pub(crate) mod adapters;
 mod data;
 mod evaluate;
 mod model;
@@ -8,6 +8,7 @@ mod review;
 mod settings;
 mod summarize;
 mod train;
+mod welcome;
 
 use egui::Ui;
 
@@ -16,6 +17,8 @@ use crate::state::State;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Screen {
+    /// The first launch's screen, reachable from the top of the navigation; not numbered.
+    Welcome,
     Model,
     Data,
     Review,
@@ -40,6 +43,7 @@ impl Screen {
 
     pub fn title(self) -> &'static str {
         match self {
+            Screen::Welcome => "Welcome",
             Screen::Model => "Model",
             Screen::Data => "Data",
             Screen::Review => "Review",
@@ -54,6 +58,7 @@ impl Screen {
 
 pub fn show(screen: Screen, ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
     match screen {
+        Screen::Welcome => welcome::show(ui, state, out),
         Screen::Model => model::show(ui, state, out),
         Screen::Data => data::show(ui, state, out),
         Screen::Review => review::show(ui, state, out),
@@ -69,11 +74,11 @@ pub fn show(screen: Screen, ui: &mut Ui, state: &mut State, out: &mut Vec<Comman
 /// Ctrl+Enter itself (it accepts the draft), even while drafts are written.
 pub fn main_action(screen: Screen, state: &State) -> Option<Command> {
     match screen {
-        Screen::Model => Some(model::load_command(state)),
+        Screen::Model => model::main_command(state),
         Screen::Data => data::import_command(state),
         Screen::Train => train::train_command(state),
         Screen::Evaluate => evaluate::evaluate_command(state),
         Screen::Summarize => summarize::summarize_command(state),
-        Screen::Review | Screen::Adapters | Screen::Settings => None,
+        Screen::Welcome | Screen::Review | Screen::Adapters | Screen::Settings => None,
     }
 }

@@ -3,15 +3,43 @@
 
 use egui::{RichText, Ui};
 
-use crate::protocol::{Command, Device, PickPurpose, training_memory};
+use crate::protocol::{Command, Device, Machine, PickPurpose, training_memory};
 use crate::state::State;
 use crate::widgets;
 
 /// A Flan-T5 size offered for download.
-struct Size {
-    id: &'static str,
+pub struct Size {
+    pub id: &'static str,
     parameters: u64,
-    summary: &'static str,
+    pub summary: &'static str,
+}
+
+impl Size {
+    pub fn download_bytes(&self) -> u64 {
+        self.parameters * 4
+    }
+
+    /// Memory to train it with a batch of 8.
+    pub fn training_bytes(&self) -> u64 {
+        training_memory(self.parameters, 8)
+    }
+
+    fn fits(&self, machine: &Machine) -> bool {
+        machine.memory_bytes == 0 || self.training_bytes() <= machine.memory_bytes
+    }
+}
+
+/// Sizes larger than this train too slowly without a GPU to recommend.
+const CPU_PARAMETERS: u64 = 250_000_000;
+
+/// The largest size that trains comfortably here: within half the memory, and small enough for
+/// the processor when there is no GPU.
+pub fn recommended(machine: &Machine) -> &'static Size {
+    let comfortable = |size: &&Size| {
+        (machine.memory_bytes == 0 || size.training_bytes() * 2 <= machine.memory_bytes)
+            && (machine.gpu || size.parameters <= CPU_PARAMETERS)
+    };
+    SIZES.iter().rev().find(comfortable).unwrap_or(&SIZES[0])
 }
 
 const SIZES: [Size; 4] = [
@@ -44,6 +72,21 @@ pub fn load_command(state: &State) -> Command {
     }
 }
 
+/// Load model, once there is a source, and once the person said yes to a size too large here.
+pub fn main_command(state: &State) -> Option<Command> {
+    let source = state.model_source.trim();
+    let unconfirmed = too_big(state).is_some() && state.confirm_model.as_deref() != Some(source);
+    (!source.is_empty() && !unconfirmed).then(|| load_command(state))
+}
+
+/// The offered size a source names, when it needs more memory to train than this machine has.
+fn too_big(state: &State) -> Option<&'static Size> {
+    let source = state.model_source.trim();
+    SIZES
+        .iter()
+        .find(|s| s.id == source && !s.fits(&state.machine))
+}
+
 pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
     widgets::screen_title(
         ui,
@@ -57,18 +100,25 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         ui.label(RichText::new("Memory to train").strong());
         ui.label("");
         ui.end_row();
+        let recommended = recommended(&state.machine).id;
         for size in &SIZES {
             ui.radio_value(&mut state.model_source, size.id.to_string(), size.id);
-            ui.label(widgets::bytes(size.parameters * 4));
-            let needed = training_memory(size.parameters, 8);
-            let fits = memory == 0 || needed <= memory;
-            let text = format!("about {}", widgets::bytes(needed));
-            if fits {
+            ui.label(widgets::bytes(size.download_bytes()));
+            let text = format!("about {}", widgets::bytes(size.training_bytes()));
+            if size.fits(&state.machine) {
                 ui.label(text);
             } else {
-                ui.label(RichText::new(format!("{text}: more than this machine has")).weak());
+                ui.label(
+                    RichText::new(format!("{text}: too much for this computer"))
+                        .color(ui.visuals().warn_fg_color),
+                );
             }
-            ui.label(RichText::new(size.summary).weak());
+            let summary = if size.id == recommended {
+                RichText::new(format!("Recommended here. {}", size.summary)).strong()
+            } else {
+                RichText::new(size.summary).weak()
+            };
+            ui.add(egui::Label::new(summary).wrap());
             ui.end_row();
         }
     });
@@ -115,28 +165,60 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         }
     });
     ui.add_space(8.0);
-    let command = (!state.model_source.trim().is_empty()).then(|| load_command(state));
-    widgets::command_button(ui, "Load model", command, state.busy(), true, out);
+    let command = main_command(state);
+    let oversized = too_big(state);
+    if command.is_none() && oversized.is_some() {
+        // A size that cannot train here is loaded only once the person has said so.
+        if widgets::main_button(ui, "Load model", !state.busy()).clicked() {
+            state.asking_model = true;
+        }
+    } else {
+        widgets::command_button(ui, "Load model", command, state.busy(), true, out);
+    }
+    if state.asking_model
+        && let Some(size) = oversized
+    {
+        confirm_size(ui, state, size, out);
+    }
     ui.add_space(8.0);
     match &state.model {
         Some(model) => ui.label(format!(
-            "Loaded: {} ({} parameters, {})",
+            "Loaded: {}, {} parameters, on the {}.",
             model.name,
-            group_digits(model.parameters),
-            model.device
+            widgets::count(model.parameters),
+            if model.device == "cpu" {
+                "processor"
+            } else {
+                "GPU"
+            }
         )),
         None => ui.label(RichText::new("No model is loaded yet.").weak()),
     };
 }
 
-fn group_digits(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+fn confirm_size(ui: &mut Ui, state: &mut State, size: &Size, out: &mut Vec<Command>) {
+    egui::Modal::new(egui::Id::unique("confirm-model")).show(ui.ctx(), |ui| {
+        ui.set_max_width(420.0);
+        ui.heading("This model is larger than this computer");
+        ui.add(
+            egui::Label::new(format!(
+                "{} needs about {} of memory to train, and this computer has {}. It may still                  summarize, slowly, but training will stop for lack of memory.",
+                size.id,
+                widgets::bytes(size.training_bytes()),
+                widgets::bytes(state.machine.memory_bytes)
+            ))
+            .wrap(),
+        );
+        ui.horizontal(|ui| {
+            if ui.button("Load it anyway").clicked() {
+                state.confirm_model = Some(size.id.to_string());
+                state.asking_model = false;
+                out.push(load_command(state));
+            }
+            if ui.button("Choose a smaller one").clicked() {
+                state.model_source = recommended(&state.machine).id.to_string();
+                state.asking_model = false;
+            }
+        });
+    });
 }

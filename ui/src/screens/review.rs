@@ -138,7 +138,8 @@ fn new_dataset(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         name: name.clone(),
         style: state.review_style.clone(),
     });
-    if widgets::command_button(ui, "Create and draft", command, state.busy(), false, out) {
+    if widgets::command_button(ui, "Create and draft", command, state.busy(), false, out).clicked()
+    {
         out.push(Command::DraftDataset {
             name,
             adapter: state.active_adapter.clone(),
@@ -284,7 +285,7 @@ fn drafting(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         style: state.review_style.clone(),
     });
     ui.horizontal(|ui| {
-        widgets::command_button(ui, label, command, state.busy(), false, out);
+        widgets::command_button(ui, &label, command, state.busy(), false, out);
         if state.model.is_none() {
             widgets::reason(ui, "Load a model (Ctrl+1) to draft.");
         } else if left == 0 {
@@ -461,7 +462,9 @@ fn train_on_it(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
             state.busy(),
             false,
             out,
-        ) {
+        )
+        .clicked()
+        {
             state.data_paths = entry.file.clone();
             state.train.prompt_template = Some(state.review_style.clone());
             state.train_after_import = true;

@@ -7,7 +7,7 @@ use crate::state::State;
 use crate::widgets;
 
 const SHORTCUTS: [(&str, &str); 6] = [
-    ("Ctrl+1 … Ctrl+8", "Go to a screen"),
+    ("Ctrl+1 … Ctrl+8", "Go to a screen (Ctrl+0: the welcome)"),
     (
         "Ctrl+Enter",
         "The screen's main action (load, import, train, evaluate, summarize); on Review, accept the summary and move on",

@@ -93,28 +93,39 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
             state.notice = Some("The summary is on the clipboard.".into());
         }
     });
-    widgets::path_field(
+    let suggestion = summary_file_name(&summary.source);
+    widgets::path_field_suggesting(
         ui,
         "Save as:",
         &mut state.summary_path,
         PickPurpose::SaveSummary,
+        &suggestion,
         out,
     );
-    let save = save_pressed(ui);
-    if (ui
-        .add_enabled(
-            !state.summary_path.trim().is_empty(),
-            egui::Button::new("Save"),
-        )
-        .on_hover_text("Ctrl+S")
-        .clicked()
-        || save)
-        && !state.summary_path.trim().is_empty()
-    {
-        out.push(Command::SaveText {
-            path: state.summary_path.trim().to_string(),
-            text: summary.text,
+    let pressed = ui.button("Save").on_hover_text("Ctrl+S").clicked();
+    if pressed || save_pressed(ui) {
+        // Without a path the dialog asks for one, and saves when it closes.
+        out.push(match state.summary_path.trim() {
+            "" => Command::Pick {
+                purpose: PickPurpose::SaveSummary,
+                current: suggestion,
+            },
+            path => Command::SaveText {
+                path: path.to_string(),
+                text: summary.text,
+            },
         });
+    }
+}
+
+/// `standup.vtt` gives `standup-summary.txt`; pasted text gives `summary.txt`.
+pub fn summary_file_name(source: &str) -> String {
+    let path = std::path::Path::new(source);
+    match path.file_stem().map(|s| s.to_string_lossy()) {
+        Some(stem) if path.extension().is_some() && !stem.is_empty() => {
+            format!("{stem}-summary.txt")
+        }
+        _ => "summary.txt".to_string(),
     }
 }
 

@@ -6,7 +6,7 @@ use egui::{RichText, Ui};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use crate::presets::{Preset, explain};
-use crate::protocol::Command;
+use crate::protocol::{Command, Task, TrainPoint};
 use crate::state::{State, TrainingView};
 use crate::widgets;
 
@@ -21,6 +21,21 @@ pub fn train_command(state: &State) -> Option<Command> {
     })
 }
 
+/// Why training cannot start yet, in the words of what to do.
+fn blocker(state: &State) -> Option<&'static str> {
+    if state.model.is_none() {
+        Some("Load a model first (Model, Ctrl+1).")
+    } else if state.data.is_none() {
+        Some("Import dialogues with summaries first (Data, Ctrl+2).")
+    } else if state.train_examples() == 0 {
+        Some("No training dialogue has a summary yet: accept some drafts on Review (Ctrl+3).")
+    } else if state.adapter_name.trim().is_empty() {
+        Some("Give the adapter a name.")
+    } else {
+        None
+    }
+}
+
 pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
     widgets::screen_title(
         ui,
@@ -28,18 +43,8 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         "Teach the model your kind of summaries. The result is a small adapter file.",
     );
     interrupted_runs(ui, state, out);
-    if state.model.is_none() {
-        ui.label(RichText::new("Load a model first (Model, Ctrl+1).").strong());
-    }
-    if state.data.is_none() {
-        ui.label(RichText::new("Import dialogues with summaries first (Data, Ctrl+2).").strong());
-    } else if state.train_examples() == 0 {
-        ui.label(
-            RichText::new(
-                "No training dialogue has a summary yet: accept some drafts on Review (Ctrl+3) first.",
-            )
-            .strong(),
-        );
+    if let Some(reason) = blocker(state) {
+        ui.label(RichText::new(reason).strong());
     }
     ui.horizontal(|ui| {
         let label = ui.label("Adapter name");
@@ -56,14 +61,19 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
                 .clicked()
             {
                 state.train = preset.options(examples, state.train.prompt_template.clone());
+                state.kept_train = Some(state.train.clone());
             }
         }
     });
-    let description = chosen.map_or(
-        "Your own settings (Advanced settings).",
-        Preset::description,
-    );
-    ui.label(RichText::new(description).weak());
+    match chosen {
+        Some(preset) => {
+            ui.label(RichText::new(preset.description()).weak())
+                .on_hover_text(preset.technical());
+        }
+        None => {
+            ui.label(RichText::new("Your own settings (Advanced settings).").weak());
+        }
+    }
     if chosen.is_some() && (state.train.epochs > 1 || state.train.batch_size < 8) && examples > 0 {
         ui.label(
             RichText::new(format!(
@@ -106,23 +116,25 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
     }
     ui.horizontal(|ui| {
         let command = train_command(state);
-        widgets::command_button(ui, "Start training", command, state.busy(), true, out);
-        let training = state
+        let button =
+            widgets::command_button(ui, "Start training", command, state.busy(), true, out);
+        if let Some(reason) = blocker(state) {
+            button.on_disabled_hover_text(reason);
+        }
+        if state
             .running
             .as_ref()
-            .is_some_and(|r| r.task == crate::protocol::Task::Train);
-        if training
-            && ui
-                .button("Stop")
-                .on_hover_text("Stops after this step and keeps a checkpoint to resume from (Esc)")
-                .clicked()
+            .is_some_and(|r| r.task == Task::Train)
         {
-            out.push(Command::Cancel);
+            widgets::reason(ui, "Stop it below (Esc): it pauses, and resumes any time.");
         }
     });
     if let Some(view) = &state.training {
         progress(ui, view);
         loss_plot(ui, view);
+        if let Some(reading) = loss_reading(&view.points) {
+            ui.add(egui::Label::new(RichText::new(reading).weak()).wrap());
+        }
     }
 }
 
@@ -131,7 +143,7 @@ fn interrupted_runs(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.label(format!(
-                    "The run \"{}\" stopped at step {} of {}.",
+                    "The run \"{}\" is paused at step {} of {}: resume it any time.",
                     run.name, run.step, run.total_steps
                 ));
                 if ui
@@ -161,20 +173,20 @@ fn settings_grid(ui: &mut Ui, state: &mut State) {
         .num_columns(3)
         .striped(true)
         .show(ui, |ui| {
-            widgets::setting(ui, "Rank", explain::RANK, |ui| {
+            widgets::setting(ui, explain::RANK_LABEL, explain::RANK, |ui| {
                 ui.add(egui::DragValue::new(&mut options.rank).range(1..=256));
             });
-            widgets::setting(ui, "Alpha", explain::ALPHA, |ui| {
+            widgets::setting(ui, explain::ALPHA_LABEL, explain::ALPHA, |ui| {
                 ui.add(egui::DragValue::new(&mut options.alpha).range(1.0..=512.0));
             });
-            widgets::setting(ui, "Dropout", explain::DROPOUT, |ui| {
+            widgets::setting(ui, explain::DROPOUT_LABEL, explain::DROPOUT, |ui| {
                 ui.add(
                     egui::DragValue::new(&mut options.dropout)
                         .range(0.0..=0.5)
                         .speed(0.01),
                 );
             });
-            widgets::setting(ui, "Layers", explain::TARGETS, |ui| {
+            widgets::setting(ui, explain::TARGETS_LABEL, explain::TARGETS, |ui| {
                 ui.horizontal(|ui| {
                     for module in TARGETS {
                         let mut on = options.targets.iter().any(|t| t == module);
@@ -187,35 +199,50 @@ fn settings_grid(ui: &mut Ui, state: &mut State) {
                     }
                 });
             });
-            widgets::setting(ui, "Learning rate", explain::LEARNING_RATE, |ui| {
-                ui.add(
-                    egui::DragValue::new(&mut options.learning_rate)
-                        .range(1e-6..=1e-1)
-                        .speed(1e-5)
-                        .max_decimals(6),
-                );
-            });
-            widgets::setting(ui, "Batch size", explain::BATCH, |ui| {
+            widgets::setting(
+                ui,
+                explain::LEARNING_RATE_LABEL,
+                explain::LEARNING_RATE,
+                |ui| {
+                    ui.add(
+                        egui::DragValue::new(&mut options.learning_rate)
+                            .range(1e-6..=1e-1)
+                            .speed(1e-5)
+                            .max_decimals(6),
+                    );
+                },
+            );
+            widgets::setting(ui, explain::BATCH_LABEL, explain::BATCH, |ui| {
                 ui.add(egui::DragValue::new(&mut options.batch_size).range(1..=64));
             });
-            widgets::setting(ui, "Passes (epochs)", explain::EPOCHS, |ui| {
+            widgets::setting(ui, explain::EPOCHS_LABEL, explain::EPOCHS, |ui| {
                 ui.add(egui::DragValue::new(&mut options.epochs).range(1..=50));
             });
-            widgets::setting(ui, "Step limit", explain::MAX_STEPS, |ui| {
+            widgets::setting(ui, explain::MAX_STEPS_LABEL, explain::MAX_STEPS, |ui| {
                 let mut steps = options.max_steps.unwrap_or(0);
                 ui.add(egui::DragValue::new(&mut steps).range(0..=1_000_000));
                 options.max_steps = (steps > 0).then_some(steps);
             });
-            widgets::setting(ui, "Longest dialogue", explain::SOURCE_LENGTH, |ui| {
-                ui.add(egui::DragValue::new(&mut options.max_source_length).range(16..=2048));
-            });
-            widgets::setting(ui, "Validate every", explain::EVAL_EVERY, |ui| {
+            widgets::setting(
+                ui,
+                explain::SOURCE_LENGTH_LABEL,
+                explain::SOURCE_LENGTH,
+                |ui| {
+                    ui.add(egui::DragValue::new(&mut options.max_source_length).range(16..=2048));
+                },
+            );
+            widgets::setting(ui, explain::EVAL_EVERY_LABEL, explain::EVAL_EVERY, |ui| {
                 ui.add(egui::DragValue::new(&mut options.eval_every).range(1..=10_000));
             });
-            widgets::setting(ui, "Save every", explain::CHECKPOINT_EVERY, |ui| {
-                ui.add(egui::DragValue::new(&mut options.checkpoint_every).range(1..=10_000));
-            });
-            widgets::setting(ui, "Seed", explain::SEED, |ui| {
+            widgets::setting(
+                ui,
+                explain::CHECKPOINT_EVERY_LABEL,
+                explain::CHECKPOINT_EVERY,
+                |ui| {
+                    ui.add(egui::DragValue::new(&mut options.checkpoint_every).range(1..=10_000));
+                },
+            );
+            widgets::setting(ui, explain::SEED_LABEL, explain::SEED, |ui| {
                 ui.add(egui::DragValue::new(&mut options.seed));
             });
         });
@@ -250,7 +277,7 @@ fn progress(ui: &mut Ui, view: &TrainingView) {
     if view.finished {
         line += " · finished and saved in the library: let it draft the rest on Review (Ctrl+3), evaluate it (Ctrl+5) or summarize with it (Ctrl+6)";
     } else if let Some(step) = view.stopped_at {
-        line += &format!(" · stopped at step {step}, resumable");
+        line += &format!(" · paused at step {step}: resume any time");
     } else {
         line += &format!(" · {} left", widgets::duration(last.eta_s));
     }
@@ -271,11 +298,43 @@ fn loss_plot(ui: &mut Ui, view: &TrainingView) {
     Plot::new("loss")
         .height(260.0)
         .legend(Legend::default())
-        .x_axis_label("step")
-        .y_axis_label("loss")
+        .x_axis_label("training step")
+        .y_axis_label("loss (lower is better)")
         .include_y(0.0)
         .show(ui, |plot| {
             plot.line(Line::new("training loss", training).width(2.0));
             plot.line(Line::new("validation loss", validation).width(2.0));
         });
+}
+
+/// The loss curve read in one sentence, once there are enough points to tell.
+pub fn loss_reading(points: &[TrainPoint]) -> Option<String> {
+    if points.len() < 4 {
+        return None;
+    }
+    let quarter = points.len() / 4;
+    let mean = |part: &[TrainPoint]| part.iter().map(|p| p.loss).sum::<f64>() / part.len() as f64;
+    let (first, last) = (
+        mean(&points[..quarter]),
+        mean(&points[points.len() - quarter..]),
+    );
+    let validation: Vec<f64> = points.iter().filter_map(|p| p.validation_loss).collect();
+    let best = validation.iter().copied().fold(f64::INFINITY, f64::min);
+    let falling = last < first * 0.95;
+    let reading = match validation.last() {
+        Some(&now) if validation.len() >= 3 && falling && now > best * 1.05 => {
+            "The training loss falls but the held-out loss has started to rise: it begins to \
+             memorize the training dialogues, and a shorter run may summarize better."
+        }
+        _ if falling => {
+            "The loss is going down: it is learning your summaries (the curve flattens as it \
+             has learned what it can)."
+        }
+        _ if last > first * 1.05 => {
+            "The loss is going up: learning is unsteady; a smaller step size (Advanced \
+             settings) usually helps."
+        }
+        _ => "The loss is flat so far: it has little left to learn, or needs more steps.",
+    };
+    Some(reading.to_string())
 }
