@@ -52,9 +52,9 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         ui.label(RichText::new(from).weak());
     });
     if state.library.is_empty() {
-        ui.label(RichText::new("No adapters yet: the baseline is evaluated alone.").weak());
+        ui.label(RichText::new("No adapters yet: the model alone is evaluated.").weak());
     } else {
-        ui.label("Adapters beside the baseline:");
+        ui.label("Adapters to compare with the model alone:");
         ui.horizontal_wrapped(|ui| {
             for entry in &state.library {
                 let mut on = state.eval_adapters.contains(&entry.name);
