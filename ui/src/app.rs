@@ -129,7 +129,9 @@ impl DialoraApp {
         let mut kept = self.state.settings.clone();
         kept.active_adapter = self.state.active_adapter.clone();
         kept.train = self.state.kept_train.clone().map(Box::new);
-        kept.last_data = self.state.imported.clone().map(Box::new);
+        // An import under way counts: closing the window while it runs keeps it for next time.
+        let data = self.state.importing.clone().or(self.state.imported.clone());
+        kept.last_data = data.map(Box::new);
         if kept != self.state.settings {
             self.state.settings = kept;
             self.send(Command::SaveSettings {
