@@ -217,10 +217,19 @@ fn split_lora_key(key: &str) -> Option<(&str, LoraPart)> {
 
 /// Reads an adapter in any form dialora reads and writes it as a PEFT folder in today's layout.
 pub fn import(source: &Path, folder: &Path) -> Result<()> {
-    let files = read(source, &Device::Cpu)?;
+    write_copy(&read_to_copy(source)?, folder)
+}
+
+/// An adapter in any form dialora reads, on the CPU, to be copied (its card read first, say).
+pub fn read_to_copy(source: &Path) -> Result<AdapterFiles> {
+    read(source, &Device::Cpu)
+}
+
+/// Writes `files` as a PEFT folder in today's layout, with their card.
+pub fn write_copy(files: &AdapterFiles, folder: &Path) -> Result<()> {
     write_folder(
         &files.config,
-        module_weights(&files),
+        module_weights(files),
         files.card.as_deref(),
         folder,
     )
@@ -251,11 +260,6 @@ pub fn export(source: &Path, file: &Path, rouge: Option<serde_json::Value>) -> R
     }
     metadata.insert(CARD_KEY.to_string(), card.to_string());
     write_atomically(file, &serialize_tensors(&tensors, metadata)?)
-}
-
-/// The card of an adapter in any form dialora reads, when it has one.
-pub fn card(path: &Path) -> Result<Option<serde_json::Value>> {
-    Ok(read(path, &Device::Cpu)?.card_json())
 }
 
 fn module_weights(files: &AdapterFiles) -> impl Iterator<Item = (&str, &Tensor, &Tensor)> {

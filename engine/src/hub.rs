@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hf_hub::api::sync::{ApiBuilder, ApiError};
+use hf_hub::api::sync::{ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Cache, Repo, RepoType};
 
 use crate::adapter;
@@ -71,21 +71,8 @@ pub fn fetch_model(model_id: &str, progress: &dyn ProgressSink) -> Result<PathBu
     {
         return Ok(folder.to_path_buf());
     }
-    let api = ApiBuilder::from_env()
-        .with_progress(false)
-        .build()
-        .map_err(|e| Error::hub(HubProblem::Other, format!("cannot use the model hub: {e}")))?;
-    let repo = api.model(model_id.to_string());
-    let download = |file: &str| -> Result<PathBuf> {
-        let reporter = HubProgress {
-            sink: progress,
-            stage: format!("downloading {model_id}/{file}"),
-            done: 0,
-            total: 0,
-        };
-        repo.download_with_progress(file, reporter)
-            .map_err(|e| hub_error(model_id, file, &e))
-    };
+    let repo = HubRepo::open(model_id, RepoType::Model, progress)?;
+    let download = |file: &str| repo.download(file);
     let config = download("config.json")?;
     download("tokenizer.json")?;
     for optional in OPTIONAL_FILES {
@@ -103,12 +90,7 @@ pub fn fetch_model(model_id: &str, progress: &dyn ProgressSink) -> Result<PathBu
             }
         }
     }
-    config.parent().map(Path::to_path_buf).ok_or_else(|| {
-        Error::hub(
-            HubProblem::Other,
-            format!("{model_id}: the hub cache has an unexpected layout"),
-        )
-    })
+    snapshot_folder(model_id, &config)
 }
 
 /// The snapshot folder of the adapter repository `adapter_id` (PEFT's layout:
@@ -123,29 +105,54 @@ pub fn fetch_adapter(adapter_id: &str, progress: &dyn ProgressSink) -> Result<Pa
     {
         return Ok(folder.to_path_buf());
     }
-    let api = ApiBuilder::from_env()
-        .with_progress(false)
-        .build()
-        .map_err(|e| Error::hub(HubProblem::Other, format!("cannot use the model hub: {e}")))?;
-    let repo = api.model(adapter_id.to_string());
-    let download = |file: &str| -> Result<PathBuf> {
+    let repo = HubRepo::open(adapter_id, RepoType::Model, progress)?;
+    let config = repo.download(adapter::CONFIG_FILE)?;
+    repo.download(adapter::WEIGHTS_FILE)?;
+    snapshot_folder(adapter_id, &config)
+}
+
+/// The snapshot folder a downloaded file of repository `id` lies in.
+fn snapshot_folder(id: &str, file: &Path) -> Result<PathBuf> {
+    file.parent().map(Path::to_path_buf).ok_or_else(|| {
+        Error::hub(
+            HubProblem::Other,
+            format!("{id}: the hub cache has an unexpected layout"),
+        )
+    })
+}
+
+/// A Hub repository whose files are downloaded into the cache, each reporting its progress and
+/// failing with [`hub_error`].
+struct HubRepo<'a> {
+    id: &'a str,
+    repo: ApiRepo,
+    progress: &'a dyn ProgressSink,
+}
+
+impl<'a> HubRepo<'a> {
+    fn open(id: &'a str, kind: RepoType, progress: &'a dyn ProgressSink) -> Result<Self> {
+        let api = ApiBuilder::from_env()
+            .with_progress(false)
+            .build()
+            .map_err(|e| Error::hub(HubProblem::Other, format!("cannot use the model hub: {e}")))?;
+        Ok(Self {
+            id,
+            repo: api.repo(Repo::new(id.to_string(), kind)),
+            progress,
+        })
+    }
+
+    fn download(&self, file: &str) -> Result<PathBuf> {
         let reporter = HubProgress {
-            sink: progress,
-            stage: format!("downloading {adapter_id}/{file}"),
+            sink: self.progress,
+            stage: format!("downloading {}/{file}", self.id),
             done: 0,
             total: 0,
         };
-        repo.download_with_progress(file, reporter)
-            .map_err(|e| hub_error(adapter_id, file, &e))
-    };
-    let config = download(adapter::CONFIG_FILE)?;
-    download(adapter::WEIGHTS_FILE)?;
-    config.parent().map(Path::to_path_buf).ok_or_else(|| {
-        Error::hub(
-            HubProblem::Other,
-            format!("{adapter_id}: the hub cache has an unexpected layout"),
-        )
-    })
+        self.repo
+            .download_with_progress(file, reporter)
+            .map_err(|e| hub_error(self.id, file, &e))
+    }
 }
 
 /// The Hub's DialogSum (`knkarthick/dialogsum`: train, validation and test CSVs).
@@ -189,20 +196,9 @@ pub fn resolve_dialogsum(
     if let Some(path) = cached.get(&file) {
         return Ok(Some(path));
     }
-    let api = ApiBuilder::from_env()
-        .with_progress(false)
-        .build()
-        .map_err(|e| Error::hub(HubProblem::Other, format!("cannot use the model hub: {e}")))?;
-    let reporter = HubProgress {
-        sink: progress,
-        stage: format!("downloading {DIALOGSUM_REPO}/{file}"),
-        done: 0,
-        total: 0,
-    };
-    api.dataset(DIALOGSUM_REPO.to_string())
-        .download_with_progress(&file, reporter)
+    HubRepo::open(DIALOGSUM_REPO, RepoType::Dataset, progress)?
+        .download(&file)
         .map(Some)
-        .map_err(|e| hub_error(DIALOGSUM_REPO, &file, &e))
 }
 
 fn hub_error(model_id: &str, file: &str, error: &ApiError) -> Error {

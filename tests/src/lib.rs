@@ -102,6 +102,19 @@ impl Run {
     }
 }
 
+/// The greedy summaries transformers recorded for parity case `case` (the fixture inputs, at
+/// most 24 new tokens), from `fixtures/parity.json`.
+pub fn recorded_summaries(case: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(fixtures().join("parity.json")).expect("parity.json");
+    let parity: serde_json::Value = serde_json::from_str(&text).expect("parity.json is JSON");
+    parity["cases"][case]["outputs"]["greedy"]["texts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("parity.json has no greedy texts for {case}"))
+        .iter()
+        .map(|t| t.as_str().expect("a recorded summary").to_string())
+        .collect()
+}
+
 /// Runs a command to completion.
 pub fn run(command: &mut Command) -> Run {
     command.output().expect("dialora runs").into()

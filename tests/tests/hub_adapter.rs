@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use dialora_tests::mock_hub::MockHub;
-use dialora_tests::{dialora, fixtures, run};
+use dialora_tests::{dialora, fixtures, recorded_summaries, run};
 use serde_json::Value;
 
 const ADAPTER_ID: &str = "someone/flan-t5-meetings-lora";
@@ -41,19 +41,6 @@ fn hub_with_adapter_and_base(repo: &Path) -> MockHub {
         (ADAPTER_ID.to_string(), repo.to_path_buf()),
         (BASE_ID.to_string(), fixtures().join("t5-gated")),
     ]))
-}
-
-/// The greedy summaries transformers recorded for `case` with at most 24 new tokens.
-fn recorded(case: &str) -> Vec<String> {
-    let parity: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("parity.json")).unwrap())
-            .unwrap();
-    parity["cases"][case]["outputs"]["greedy"]["texts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap().to_string())
-        .collect()
 }
 
 fn summaries(path: &Path) -> Vec<String> {
@@ -105,7 +92,7 @@ fn a_hub_adapter_brings_its_base_model_then_works_offline_from_the_cache() {
     let stderr = result.stderr.clone();
     result.success();
     // The adapter with its base model gives what PEFT gives for it.
-    assert_eq!(summaries(&out), recorded("gated-a"));
+    assert_eq!(summaries(&out), recorded_summaries("gated-a"));
     assert!(
         stderr.contains(&format!(
             "using the base model {ADAPTER_ID} names: {BASE_ID}"
@@ -133,7 +120,7 @@ fn a_hub_adapter_brings_its_base_model_then_works_offline_from_the_cache() {
     // The endpoint is now unreachable: both come from the cache.
     std::fs::remove_file(&out).unwrap();
     summarize(home.path(), None, &["--adapter", ADAPTER_ID], &out).success();
-    assert_eq!(summaries(&out), recorded("gated-a"));
+    assert_eq!(summaries(&out), recorded_summaries("gated-a"));
 }
 
 #[test]
@@ -258,7 +245,7 @@ fn another_model_than_the_adapters_base_is_said_in_one_sentence() {
         said[0].starts_with("warning: ") && said[0].contains("trained on google/flan-t5-base"),
         "{stderr}"
     );
-    assert_eq!(summaries(&out), recorded("gated-a"));
+    assert_eq!(summaries(&out), recorded_summaries("gated-a"));
 
     // The same base by another path (the fixtures name it "t5-gated"): nothing to say.
     let gated_a = fixtures().join("adapters/gated-a");

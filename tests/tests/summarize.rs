@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use dialora_tests::mock_hub::MockHub;
-use dialora_tests::{dialora, fixtures, run};
+use dialora_tests::{dialora, fixtures, recorded_summaries, run};
 use serde_json::Value;
 
 fn read_jsonl(path: &Path) -> Vec<Value> {
@@ -13,19 +13,6 @@ fn read_jsonl(path: &Path) -> Vec<Value> {
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// The greedy summaries transformers recorded for `case` with at most 24 new tokens.
-fn recorded(case: &str) -> Vec<String> {
-    let parity: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("parity.json")).unwrap())
-            .unwrap();
-    parity["cases"][case]["outputs"]["greedy"]["texts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap().to_string())
         .collect()
 }
 
@@ -61,7 +48,7 @@ fn summarizes_a_local_model_with_and_without_an_adapter() {
         "ids are carried over in input order"
     );
     assert_eq!(rows[3]["id"], "synthetic_3");
-    assert_eq!(summaries(&out), recorded("gated"));
+    assert_eq!(summaries(&out), recorded_summaries("gated"));
 
     let adapter = fixtures().join("adapters/gated-a");
     summarize(
@@ -71,7 +58,7 @@ fn summarizes_a_local_model_with_and_without_an_adapter() {
         &out,
     )
     .success();
-    assert_eq!(summaries(&out), recorded("gated-a"));
+    assert_eq!(summaries(&out), recorded_summaries("gated-a"));
     summarize(
         home.path(),
         model.to_str().unwrap(),
@@ -79,7 +66,7 @@ fn summarizes_a_local_model_with_and_without_an_adapter() {
         &out,
     )
     .success();
-    assert_eq!(summaries(&out), recorded("gated-a"));
+    assert_eq!(summaries(&out), recorded_summaries("gated-a"));
 }
 
 #[test]
@@ -99,7 +86,7 @@ fn summarizes_a_hub_model_then_works_offline_from_the_cache() {
         .arg(&out)
         .args(["--max-new-tokens", "24", "--max-source-length", "128"]);
     run(&mut command).success();
-    assert_eq!(summaries(&out), recorded("relu"));
+    assert_eq!(summaries(&out), recorded_summaries("relu"));
     assert!(
         hub.files_served() >= 3,
         "config, tokenizer and weights were downloaded"
@@ -109,7 +96,7 @@ fn summarizes_a_hub_model_then_works_offline_from_the_cache() {
     // The endpoint is now unreachable: everything must come from the cache.
     std::fs::remove_file(&out).unwrap();
     summarize(home.path(), "tiny/t5-relu", &[], &out).success();
-    assert_eq!(summaries(&out), recorded("relu"));
+    assert_eq!(summaries(&out), recorded_summaries("relu"));
 }
 
 #[test]

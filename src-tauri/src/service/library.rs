@@ -203,7 +203,8 @@ impl Library {
         progress: &dyn ProgressSink,
     ) -> Result<Imported> {
         let local = hub::resolve_adapter(source, progress)?;
-        let card = adapter::card(&local)?;
+        let files = adapter::read_to_copy(&local)?;
+        let card = files.card_json();
         let named = card
             .as_ref()
             .and_then(|c| c.get("name")?.as_str().map(str::to_string))
@@ -218,7 +219,7 @@ impl Library {
         let folder = self.folder(&name)?;
         let scores = card.and_then(|mut c| c.get_mut("rouge").map(serde_json::Value::take));
         let write = |staging: &Path| {
-            adapter::import(&local, staging)?;
+            adapter::write_copy(&files, staging)?;
             match scores {
                 Some(scores) => {
                     write_atomically(&staging.join(SCORES_FILE), scores.to_string().as_bytes())
