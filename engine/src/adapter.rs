@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomically;
+use crate::fsutil::{NewFolder, write_atomically};
 use crate::lora::LoraConfig;
 
 pub const CONFIG_FILE: &str = "adapter_config.json";
@@ -82,13 +82,8 @@ pub fn read(path: &Path, device: &Device) -> Result<AdapterFiles> {
         ));
     }
     let config_bytes = std::fs::read(&config_path).map_err(|e| Error::file(&config_path, e))?;
-    let config: LoraConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
-        Error::invalid_at(
-            &config_path,
-            e.line(),
-            format!("not a PEFT adapter config: {e}"),
-        )
-    })?;
+    let config: LoraConfig =
+        crate::error::read_json(&config_path, &config_bytes, "not a PEFT adapter config")?;
     config
         .check_supported()
         .map_err(|m| Error::invalid(&config_path, m))?;
@@ -101,6 +96,7 @@ pub fn read(path: &Path, device: &Device) -> Result<AdapterFiles> {
         )
     })?;
     let weights = pair_up(tensors, &weights_path)?;
+    check_weights(&config, &weights, &config_path, &weights_path)?;
     let card = metadata(&bytes).and_then(|mut m| m.remove(CARD_KEY));
     Ok(AdapterFiles {
         folder,
@@ -129,11 +125,15 @@ fn read_single_file(path: &Path, device: &Device) -> Result<AdapterFiles> {
     };
     let mut metadata = metadata(&bytes).ok_or_else(not_adapter)?;
     let config_text = metadata.remove(CONFIG_KEY).ok_or_else(not_adapter)?;
-    let config: LoraConfig = serde_json::from_str(&config_text).map_err(|e| {
-        Error::invalid(
-            path,
-            format!("the adapter's embedded config is not valid: {e}"),
-        )
+    let config: LoraConfig = crate::error::read_json(
+        path,
+        config_text.as_bytes(),
+        "the adapter's embedded config (dialora.adapter_config) is not valid",
+    )
+    .map_err(|e| match e {
+        // The line is the embedded text's, not the file's.
+        Error::Invalid { path, message, .. } => Error::invalid(path, message),
+        other => other,
     })?;
     config
         .check_supported()
@@ -144,10 +144,12 @@ fn read_single_file(path: &Path, device: &Device) -> Result<AdapterFiles> {
             format!("not a readable safetensors file: {}", one_line(&e)),
         )
     })?;
+    let weights = pair_up(tensors, path)?;
+    check_weights(&config, &weights, path, path)?;
     Ok(AdapterFiles {
         folder: path.to_path_buf(),
         config,
-        weights: pair_up(tensors, path)?,
+        weights,
         bytes: bytes.len() as u64,
         card: metadata.remove(CARD_KEY),
     })
@@ -176,6 +178,24 @@ fn pair_up(
                 format!("unexpected tensor \"{key}\": only LoRA A/B weights are supported"),
             ));
         };
+        if !tensor.dtype().is_float() {
+            return Err(Error::invalid(
+                path,
+                format!(
+                    "tensor \"{key}\" holds {:?} values; adapter weights are floating point",
+                    tensor.dtype()
+                ),
+            ));
+        }
+        if tensor.rank() != 2 {
+            return Err(Error::invalid(
+                path,
+                format!(
+                    "tensor \"{key}\" has shape {:?}; LoRA weights are matrices",
+                    tensor.dims()
+                ),
+            ));
+        }
         let tensor = tensor.to_dtype(DType::F32)?;
         let entry = halves.entry(module.to_string()).or_default();
         match part {
@@ -193,6 +213,67 @@ fn pair_up(
             )),
         })
         .collect()
+}
+
+/// The one check of an adapter's weights against its config, made by every reading: each
+/// module is one the config targets, with the rank the config gives it, and every value is a
+/// finite number. `config_path` is where the config was read (the file itself for `.dlora`).
+fn check_weights(
+    config: &LoraConfig,
+    weights: &[(String, Tensor, Tensor)],
+    config_path: &Path,
+    weights_path: &Path,
+) -> Result<()> {
+    if weights.is_empty() {
+        return Err(Error::invalid(
+            weights_path,
+            "the adapter has no LoRA weights",
+        ));
+    }
+    for (module, a, b) in weights {
+        let rank = a.dims()[0];
+        if b.dims()[1] != rank {
+            return Err(Error::invalid(
+                weights_path,
+                format!(
+                    "the weights of \"{module}\" disagree: lora_A has rank {rank}, lora_B {}",
+                    b.dims()[1]
+                ),
+            ));
+        }
+        let expected = config.rank_for(module);
+        if expected != rank {
+            return Err(Error::invalid(
+                config_path,
+                format!(
+                    "r (or rank_pattern) says rank {expected} for \"{module}\", but its weights have rank {rank}"
+                ),
+            ));
+        }
+        if let Some(targets) = &config.target_modules
+            && !targets.matches(module)
+        {
+            return Err(Error::invalid(
+                config_path,
+                format!(
+                    "the weights adapt \"{module}\", which target_modules ({}) does not name",
+                    targets.describe().join(", ")
+                ),
+            ));
+        }
+        for (part, tensor) in [("lora_A", a), ("lora_B", b)] {
+            let values = tensor.flatten_all()?.to_vec1::<f32>()?;
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(Error::invalid(
+                    weights_path,
+                    format!(
+                        "the {part} weights of \"{module}\" hold values that are not numbers (NaN or infinite): the adapter is broken"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 enum LoraPart {
@@ -235,11 +316,11 @@ pub fn write_copy(files: &AdapterFiles, folder: &Path) -> Result<()> {
     )
 }
 
-/// Reads an adapter in any form dialora reads and writes it as one shareable file. The card
+/// Reads an adapter in any form dialora reads and makes it one shareable file (its bytes). The card
 /// carries the adapter's name (its folder's, unless the card names it already), so that it is
 /// imported under that name whatever the file is called; with `rouge`, the card records those
 /// scores (from an evaluation of the adapter).
-pub fn export(source: &Path, file: &Path, rouge: Option<serde_json::Value>) -> Result<()> {
+pub fn export(source: &Path, rouge: Option<serde_json::Value>) -> Result<Vec<u8>> {
     let files = read(source, &Device::Cpu)?;
     let (config_text, tensors) = peft_parts(&files.config, module_weights(&files))?;
     let mut metadata = BTreeMap::from([
@@ -259,7 +340,7 @@ pub fn export(source: &Path, file: &Path, rouge: Option<serde_json::Value>) -> R
         card["rouge"] = rouge;
     }
     metadata.insert(CARD_KEY.to_string(), card.to_string());
-    write_atomically(file, &serialize_tensors(&tensors, metadata)?)
+    serialize_tensors(&tensors, metadata)
 }
 
 fn module_weights(files: &AdapterFiles) -> impl Iterator<Item = (&str, &Tensor, &Tensor)> {
@@ -300,7 +381,7 @@ pub fn write_folder<'a>(
     card: Option<&str>,
     folder: &Path,
 ) -> Result<()> {
-    std::fs::create_dir_all(folder).map_err(|e| Error::file(folder, e))?;
+    let made = NewFolder::create(folder)?;
     let (text, tensors) = peft_parts(config, weights)?;
     let mut metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
     if let Some(card) = card {
@@ -308,7 +389,24 @@ pub fn write_folder<'a>(
     }
     let data = serialize_tensors(&tensors, metadata)?;
     write_atomically(&folder.join(WEIGHTS_FILE), &data)?;
-    write_atomically(&folder.join(CONFIG_FILE), text.as_bytes())
+    write_atomically(&folder.join(CONFIG_FILE), text.as_bytes())?;
+    made.keep();
+    Ok(())
+}
+
+/// The output rule for an adapter folder to be written: neither of its files may be replaced
+/// unless `overwrite`, and only when they are regular files.
+pub fn check_new_folder(folder: &Path, overwrite: bool) -> Result<()> {
+    if folder.exists() && !folder.is_dir() {
+        return Err(Error::exists(
+            folder,
+            "is a file, and --output names the adapter folder to write",
+        ));
+    }
+    for name in [CONFIG_FILE, WEIGHTS_FILE] {
+        crate::fsutil::check_new_file(&folder.join(name), overwrite, "--output")?;
+    }
+    Ok(())
 }
 
 /// The config as PEFT writes it: every key `LoraConfig` has, so any PEFT version reads it.

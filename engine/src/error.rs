@@ -219,9 +219,120 @@ impl Error {
     }
 }
 
+/// Reads the JSON file `path` (its `bytes`) as a `T`; a failure names the line and the field and
+/// says what was expected in words, never in Rust's type names. `what` says what the file should be.
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+    what: &str,
+) -> Result<T> {
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut reader).map_err(|error| {
+        let field = error.path().to_string();
+        let inner = error.into_inner();
+        let line = inner.line();
+        let message = json_problem(&inner);
+        let message = if field.is_empty() || field == "." {
+            format!("{what}: {message}")
+        } else {
+            format!("{what}: field \"{field}\": {message}")
+        };
+        if line > 0 {
+            Error::invalid_at(path, line, message)
+        } else {
+            Error::invalid(path, message)
+        }
+    })
+}
+
+/// A JSON parser's or decoder's complaint in plain words, without its position.
+pub fn json_problem(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let text = match text.rfind(" at line ") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    plain_type_words(text)
+}
+
+/// serde's "invalid type: string \"32\", expected usize" as "expected a whole number (0 or
+/// more), found the text \"32\"".
+fn plain_type_words(text: &str) -> String {
+    let expected = |want: &str| -> String {
+        let want = want.trim();
+        match want {
+            "usize" | "u8" | "u16" | "u32" | "u64" => "a whole number (0 or more)".to_string(),
+            "isize" | "i8" | "i16" | "i32" | "i64" => "a whole number".to_string(),
+            "f32" | "f64" => "a number".to_string(),
+            "a boolean" => "true or false".to_string(),
+            "a string" => "text in quotes".to_string(),
+            "a sequence" => "a list [...]".to_string(),
+            "a map" => "an object {...}".to_string(),
+            other => other.to_string(),
+        }
+    };
+    let found = |what: &str| -> String {
+        let what = what.trim();
+        if let Some(rest) = what.strip_prefix("string ") {
+            return format!("the text {rest}");
+        }
+        for kind in ["integer ", "floating point "] {
+            if let Some(rest) = what.strip_prefix(kind) {
+                return rest.trim_matches('`').to_string();
+            }
+        }
+        match what {
+            "sequence" => "a list".to_string(),
+            "map" => "an object".to_string(),
+            other => other.trim_matches('`').to_string(),
+        }
+    };
+    if let Some(kind) = text.strip_prefix("data did not match any variant of untagged enum ") {
+        return match kind {
+            "TargetModules" => {
+                "expected a list of module names such as [\"q\", \"v\"], or one regular expression"
+                    .to_string()
+            }
+            _ => "not a value this field takes".to_string(),
+        };
+    }
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = text.strip_prefix(prefix)
+            && let Some((what, want)) = rest.rsplit_once(", expected ")
+        {
+            return format!("expected {}, found {}", expected(want), found(what));
+        }
+    }
+    text.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_errors_name_the_field_in_plain_words() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Config {
+            num_layers: usize,
+        }
+        let path = Path::new("config.json");
+        let error = read_json::<Config>(path, b"{\n \"num_layers\": \"32\"}", "not a model config")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "config.json:2: not a model config: field \"num_layers\": expected a whole number (0 or more), found the text \"32\""
+        );
+        let error = read_json::<Config>(path, b"{\"num_layers\": -1}", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.ends_with("expected a whole number (0 or more), found -1"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn io_errors_keep_their_kind() {

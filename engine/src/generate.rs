@@ -66,6 +66,24 @@ impl GenerationConfig {
     }
 }
 
+/// About how many bytes generating for `rows` prompts of up to `source_tokens` takes beyond the
+/// model's weights: each hypothesis (rows times beams) keeps every decoder layer's keys and values
+/// of the prompt and of its own tokens, and scores the whole vocabulary at each step.
+pub fn memory_needed(
+    model: &T5,
+    rows: usize,
+    source_tokens: usize,
+    config: &GenerationConfig,
+) -> f64 {
+    let c = model.config();
+    let hypotheses = rows as f64 * config.num_beams as f64;
+    let inner = (c.num_heads * c.d_kv) as f64;
+    let per_layer = 2.0 * (source_tokens as f64 + config.max_new_tokens as f64 + 1.0) * inner;
+    let per_hypothesis = c.decoder_layers() as f64 * per_layer + 4.0 * c.vocab_size as f64;
+    let encoder = rows as f64 * source_tokens as f64 * (c.d_model.max(c.d_ff) as f64) * 4.0;
+    4.0 * (hypotheses * per_hypothesis + encoder)
+}
+
 /// transformers' masking value for scores that must never be chosen (finished or impossible beams).
 const NEG_LARGE: f32 = -1.0e9;
 

@@ -11,13 +11,17 @@ use crate::adapter;
 use crate::data::{self, ImportOptions, Imported};
 use crate::error::{Error, HubProblem, Result};
 use crate::model::{ModelFiles, SHARD_INDEX, shard_files};
-use crate::task::{Progress, ProgressSink};
+use crate::task::{Cancel, Progress, ProgressSink};
 
 /// Optional files that change how a model behaves when present.
 const OPTIONAL_FILES: [&str; 2] = ["tokenizer_config.json", "generation_config.json"];
 
 /// Resolves what the user named: an existing folder, or a Hub id such as `google/flan-t5-base`.
-pub fn resolve_model(spec: &str, progress: &dyn ProgressSink) -> Result<ModelFiles> {
+pub fn resolve_model(
+    spec: &str,
+    progress: &dyn ProgressSink,
+    cancel: &Cancel,
+) -> Result<ModelFiles> {
     let path = Path::new(spec);
     if path.exists() {
         return ModelFiles::in_folder(path);
@@ -28,19 +32,25 @@ pub fn resolve_model(spec: &str, progress: &dyn ProgressSink) -> Result<ModelFil
             "no such model folder (and not a Hub id like google/flan-t5-base)",
         ));
     }
-    let folder = fetch_model(spec, progress)?;
+    let folder = fetch_model(spec, progress, cancel)?;
     ModelFiles::in_folder(&folder)
 }
 
 /// Resolves an adapter the user named: an existing adapter folder or file, else a Hub id such as
 /// `someone/flan-t5-meetings-lora` (owner and name: a bare name is taken for a mistyped path),
 /// fetched into the Hub cache. Returns the local path to read with [`crate::adapter::read`].
-pub fn resolve_adapter(spec: &Path, progress: &dyn ProgressSink) -> Result<PathBuf> {
+pub fn resolve_adapter(
+    spec: &Path,
+    progress: &dyn ProgressSink,
+    cancel: &Cancel,
+) -> Result<PathBuf> {
     if spec.exists() {
         return Ok(spec.to_path_buf());
     }
     match spec.to_str() {
-        Some(id) if id.contains('/') && looks_like_hub_id(id) => fetch_adapter(id, progress),
+        Some(id) if id.contains('/') && looks_like_hub_id(id) => {
+            fetch_adapter(id, progress, cancel)
+        }
         _ => Err(Error::missing(
             spec,
             "no such adapter file or folder (and not a Hub id like someone/flan-t5-meetings-lora)",
@@ -62,7 +72,11 @@ fn looks_like_hub_id(spec: &str) -> bool {
 }
 
 /// The snapshot folder of `model_id` in the Hub cache, downloading what is missing.
-pub fn fetch_model(model_id: &str, progress: &dyn ProgressSink) -> Result<PathBuf> {
+pub fn fetch_model(
+    model_id: &str,
+    progress: &dyn ProgressSink,
+    cancel: &Cancel,
+) -> Result<PathBuf> {
     let cache = Cache::from_env();
     let cached = cache.repo(Repo::new(model_id.to_string(), RepoType::Model));
     if let Some(config) = cached.get("config.json")
@@ -71,7 +85,7 @@ pub fn fetch_model(model_id: &str, progress: &dyn ProgressSink) -> Result<PathBu
     {
         return Ok(folder.to_path_buf());
     }
-    let repo = HubRepo::open(model_id, RepoType::Model, progress)?;
+    let repo = HubRepo::open(model_id, RepoType::Model, progress, cancel)?;
     let download = |file: &str| repo.download(file);
     let config = download("config.json")?;
     download("tokenizer.json")?;
@@ -96,7 +110,11 @@ pub fn fetch_model(model_id: &str, progress: &dyn ProgressSink) -> Result<PathBu
 /// The snapshot folder of the adapter repository `adapter_id` (PEFT's layout:
 /// `adapter_config.json` and `adapter_model.safetensors`) in the Hub cache, downloading what is
 /// missing.
-pub fn fetch_adapter(adapter_id: &str, progress: &dyn ProgressSink) -> Result<PathBuf> {
+pub fn fetch_adapter(
+    adapter_id: &str,
+    progress: &dyn ProgressSink,
+    cancel: &Cancel,
+) -> Result<PathBuf> {
     let cache = Cache::from_env();
     let cached = cache.repo(Repo::new(adapter_id.to_string(), RepoType::Model));
     if let Some(config) = cached.get(adapter::CONFIG_FILE)
@@ -105,7 +123,7 @@ pub fn fetch_adapter(adapter_id: &str, progress: &dyn ProgressSink) -> Result<Pa
     {
         return Ok(folder.to_path_buf());
     }
-    let repo = HubRepo::open(adapter_id, RepoType::Model, progress)?;
+    let repo = HubRepo::open(adapter_id, RepoType::Model, progress, cancel)?;
     let config = repo.download(adapter::CONFIG_FILE)?;
     repo.download(adapter::WEIGHTS_FILE)?;
     snapshot_folder(adapter_id, &config)
@@ -127,10 +145,16 @@ struct HubRepo<'a> {
     id: &'a str,
     repo: ApiRepo,
     progress: &'a dyn ProgressSink,
+    cancel: &'a Cancel,
 }
 
 impl<'a> HubRepo<'a> {
-    fn open(id: &'a str, kind: RepoType, progress: &'a dyn ProgressSink) -> Result<Self> {
+    fn open(
+        id: &'a str,
+        kind: RepoType,
+        progress: &'a dyn ProgressSink,
+        cancel: &'a Cancel,
+    ) -> Result<Self> {
         let api = ApiBuilder::from_env()
             .with_progress(false)
             .build()
@@ -139,19 +163,29 @@ impl<'a> HubRepo<'a> {
             id,
             repo: api.repo(Repo::new(id.to_string(), kind)),
             progress,
+            cancel,
         })
     }
 
+    /// Downloads `file`; a cancel stops it at its next chunk (hf-hub keeps the partial file
+    /// and resumes it next time).
     fn download(&self, file: &str) -> Result<PathBuf> {
+        self.cancel.check()?;
         let reporter = HubProgress {
             sink: self.progress,
+            cancel: self.cancel,
             stage: format!("downloading {}/{file}", self.id),
             done: 0,
             total: 0,
         };
-        self.repo
-            .download_with_progress(file, reporter)
-            .map_err(|e| hub_error(self.id, file, &e))
+        let downloaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.repo.download_with_progress(file, reporter)
+        }));
+        match downloaded {
+            Ok(result) => result.map_err(|e| hub_error(self.id, file, &e)),
+            Err(payload) if payload.is::<DownloadCancelled>() => Err(Error::Cancelled),
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
     }
 }
 
@@ -165,9 +199,10 @@ pub fn import_data(
     default_split: &str,
     options: &ImportOptions,
     progress: &dyn ProgressSink,
+    cancel: &Cancel,
 ) -> Result<Imported> {
     let downloaded = match spec.to_str() {
-        Some(name) => resolve_dialogsum(name, default_split, progress)?,
+        Some(name) => resolve_dialogsum(name, default_split, progress, cancel)?,
         None => None,
     };
     data::import(downloaded.as_deref().unwrap_or(spec), options)
@@ -179,6 +214,7 @@ pub fn resolve_dialogsum(
     spec: &str,
     default_split: &str,
     progress: &dyn ProgressSink,
+    cancel: &Cancel,
 ) -> Result<Option<PathBuf>> {
     let split = match spec.split_once(':') {
         None if spec == "dialogsum" => default_split,
@@ -196,7 +232,7 @@ pub fn resolve_dialogsum(
     if let Some(path) = cached.get(&file) {
         return Ok(Some(path));
     }
-    HubRepo::open(DIALOGSUM_REPO, RepoType::Dataset, progress)?
+    HubRepo::open(DIALOGSUM_REPO, RepoType::Dataset, progress, cancel)?
         .download(&file)
         .map(Some)
 }
@@ -235,8 +271,13 @@ fn hub_problem(error: &ApiError) -> HubProblem {
     }
 }
 
+/// What unwinds out of hf-hub's download loop when the user cancels: hf-hub has no way to stop
+/// a download, and its progress callback is called for every chunk.
+struct DownloadCancelled;
+
 struct HubProgress<'a> {
     sink: &'a dyn ProgressSink,
+    cancel: &'a Cancel,
     stage: String,
     done: u64,
     total: u64,
@@ -250,6 +291,10 @@ impl hf_hub::api::Progress for HubProgress<'_> {
     }
 
     fn update(&mut self, size: usize) {
+        if self.cancel.is_cancelled() {
+            // resume_unwind, not panic!: no panic hook runs, nothing is printed.
+            std::panic::resume_unwind(Box::new(DownloadCancelled));
+        }
         self.done += size as u64;
         self.report();
     }
@@ -276,7 +321,7 @@ mod tests {
 
     use super::{looks_like_hub_id, resolve_adapter};
     use crate::error::Kind;
-    use crate::task::NoProgress;
+    use crate::task::{Cancel, NoProgress};
 
     #[test]
     fn hub_ids_are_told_from_paths() {
@@ -291,7 +336,7 @@ mod tests {
     fn a_missing_adapter_that_is_no_hub_id_is_a_missing_file() {
         // A bare name is a mistyped path for adapters, never a download.
         for spec in ["no-such-adapter", "./no/such/adapter", "a/b/c"] {
-            let error = resolve_adapter(Path::new(spec), &NoProgress).unwrap_err();
+            let error = resolve_adapter(Path::new(spec), &NoProgress, &Cancel::new()).unwrap_err();
             assert_eq!(error.kind(), Kind::Missing, "{spec}");
             assert!(
                 error.to_string().contains("someone/flan-t5-meetings-lora"),

@@ -40,10 +40,7 @@ pub struct Windowed {
 
 /// How many tokens a window's text may have: the source length less the prompt around it.
 pub fn window_budget(tokenizer: &TextTokenizer, settings: &SummarizeSettings) -> Result<usize> {
-    let prompt = tokenizer
-        .encode(&settings.prompt(""), usize::MAX)?
-        .ids
-        .len();
+    let prompt = tokenizer.length(&settings.prompt(""))?;
     let budget = settings.max_source_length.saturating_sub(prompt);
     if budget < 16 {
         return Err(Error::settings(format!(
@@ -134,7 +131,8 @@ fn split_turn(
             speaker: turn.speaker.clone(),
             text: text.to_string(),
         };
-        tokenizer.count(&render(std::slice::from_ref(&piece), speakers))
+        // At most a little over the budget is read: a turn may be a whole 10 MB line.
+        tokenizer.count_at_most(&render(std::slice::from_ref(&piece), speakers), budget)
     };
     if cost(&turn.text)? <= budget {
         return Ok(vec![turn.clone()]);
@@ -302,8 +300,7 @@ pub fn summarize_all(
             LongInput::Cut => false,
         };
         let prompt = settings.prompt(&dialogue.dialogue);
-        let length = tokenizer.encode(&prompt, usize::MAX)?.ids.len();
-        fits.push(!windowed || length <= settings.max_source_length);
+        fits.push(!windowed || tokenizer.fits(&prompt, settings.max_source_length)?);
     }
     let short: Vec<String> = dialogues
         .iter()

@@ -120,7 +120,30 @@ impl LoraConfig {
         if self.r == 0 {
             return Err("r (the rank) must be at least 1".to_string());
         }
-        Ok(())
+        if let Some((module, _)) = self.rank_pattern.iter().find(|(_, rank)| **rank == 0) {
+            return Err(format!(
+                "rank_pattern gives \"{module}\" rank 0; a rank is at least 1"
+            ));
+        }
+        if !self.lora_alpha.is_finite() || self.alpha_pattern.values().any(|a| !a.is_finite()) {
+            return Err("lora_alpha must be a number".to_string());
+        }
+        if !(0.0..1.0).contains(&self.lora_dropout) {
+            return Err("lora_dropout must be at least 0 and below 1".to_string());
+        }
+        match &self.target_modules {
+            Some(TargetModules::Names(names)) if names.is_empty() => {
+                Err("target_modules is an empty list: it names no layer to adapt".to_string())
+            }
+            Some(TargetModules::Pattern(pattern))
+                if Regex::new(&format!("^(?:{pattern})$")).is_err() =>
+            {
+                Err(format!(
+                    "target_modules \"{pattern}\" is not a valid regular expression"
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The value of a `rank_pattern` / `alpha_pattern` entry for `module_path`, as PEFT resolves it.

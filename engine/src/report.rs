@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::data::Dialogue;
 use crate::error::{Error, Result};
 use crate::eval::Run;
-use crate::fsutil::write_atomically;
+use crate::fsutil::{NewFolder, check_new_file, write_atomically};
 
 const COLORS: [&str; 6] = [
     "#7a869a", "#2f6fde", "#e07b24", "#2a9d5c", "#b8437a", "#8a6cd1",
@@ -55,6 +55,33 @@ pub fn read_training_log(path: &Path) -> Result<Vec<LogPoint>> {
     Ok(points)
 }
 
+/// The files of a report folder.
+const FILES: [&str; 8] = [
+    "report.json",
+    "report.html",
+    "rouge.svg",
+    "rouge.png",
+    "rougeL_distribution.svg",
+    "rougeL_distribution.png",
+    "loss_curve.svg",
+    "loss_curve.png",
+];
+
+/// The output rule for a report folder, checked before the evaluation: a report there is kept
+/// unless `overwrite`, and only regular files are replaced.
+pub fn check_new(folder: &Path, overwrite: bool) -> Result<()> {
+    if folder.exists() && !folder.is_dir() {
+        return Err(Error::exists(
+            folder,
+            "is a file, and --output names the report folder to write",
+        ));
+    }
+    for name in FILES {
+        check_new_file(&folder.join(name), overwrite, "--output")?;
+    }
+    Ok(())
+}
+
 /// Writes the report of `runs` (the baseline first) into `folder`, with the loss curves of
 /// `training_log` when given.
 pub fn write(
@@ -65,7 +92,7 @@ pub fn write(
     runs: &[Run],
     training_log: Option<&[LogPoint]>,
 ) -> Result<()> {
-    std::fs::create_dir_all(folder).map_err(|e| Error::file(folder, e))?;
+    let made = NewFolder::create(folder)?;
     let json = serde_json::json!({
         "model": model,
         "data": data,
@@ -90,7 +117,9 @@ pub fn write(
         let _ = write!(figures, "<h2>Training loss</h2>{curve}");
     }
     let html = html_page(model, data, dialogues, runs, &figures);
-    write_atomically(&folder.join("report.html"), html.as_bytes())
+    write_atomically(&folder.join("report.html"), html.as_bytes())?;
+    made.keep();
+    Ok(())
 }
 
 /// Rasterizes one of our SVG plots at twice its size, with the system's sans-serif font.

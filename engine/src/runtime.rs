@@ -12,3 +12,40 @@ pub fn keep_freed_memory() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, -1);
     }
 }
+
+/// This machine's memory in bytes, from /proc/meminfo (0 when unknown: nothing is refused then).
+pub fn machine_memory() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Refuses, before it starts, work that would need more memory than this machine has, in the
+/// one line every such refusal uses: "`work` would need about … GB of memory and this machine
+/// has … GB: `advice`". `bytes` is computed in floating point, so an absurd setting cannot
+/// overflow it.
+pub fn check_memory(work: &str, bytes: f64, advice: &str) -> crate::Result<()> {
+    let limit = match std::env::var("DIALORA_MEMORY_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(limit) => limit,
+        None => machine_memory(),
+    };
+    if limit == 0 || bytes <= limit as f64 {
+        return Ok(());
+    }
+    Err(crate::Error::settings(format!(
+        "{work} would need about {:.1} GB of memory and this machine has {:.1} GB: {advice}",
+        bytes / 1e9,
+        limit as f64 / 1e9
+    )))
+}

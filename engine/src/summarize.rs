@@ -199,6 +199,13 @@ impl Summarizer {
             done: 0,
             total,
         });
+        let longest = encoded.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+        let rows = settings.batch_size.min(encoded.len().max(1));
+        crate::runtime::check_memory(
+            "generating",
+            crate::generate::memory_needed(t5, rows, longest, &settings.generation),
+            "choose a smaller --max-new-tokens, --num-beams or --batch-size",
+        )?;
         let mut done = 0u64;
         for chunk in order.chunks(settings.batch_size) {
             cancel.check()?;

@@ -20,9 +20,9 @@ impl Cancel {
         self.0.store(true, Ordering::SeqCst);
     }
 
-    /// Clears the flag for the next piece of work.
-    pub fn reset(&self) {
-        self.0.store(false, Ordering::SeqCst);
+    /// Whether a clone of this flag is still held elsewhere (by the work it was made for).
+    pub fn shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
     }
 
     pub fn is_cancelled(&self) -> bool {

@@ -38,6 +38,10 @@ impl TextTokenizer {
                 ),
             )
         })?;
+        // Added tokens alone (</s>, <pad>) cannot tokenize any text.
+        if inner.get_vocab_size(false) == 0 {
+            return Err(Error::invalid(path, "the tokenizer's vocabulary is empty"));
+        }
         inner.with_padding(None);
         inner
             .with_truncation(None)
@@ -63,13 +67,20 @@ impl TextTokenizer {
         })
     }
 
+    /// The number of token ids the tokenizer can produce (its vocabulary and added tokens).
+    pub fn vocabulary_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
     /// Token ids of `text` with the special tokens the tokenizer adds, cut to at most `max_len`.
+    /// Only as much of a long text is read as the cut keeps, so memory stays bounded.
     pub fn encode(&self, text: &str, max_len: usize) -> Result<Encoded> {
+        let room = max_len.saturating_sub(self.added_tokens).max(1);
+        let read = self.prefix_beyond(text, room)?;
         let mut encoding = self
             .inner
-            .encode(text, false)
+            .encode(read, false)
             .map_err(|e| Error::settings(format!("cannot tokenize the text: {e}")))?;
-        let room = max_len.saturating_sub(self.added_tokens).max(1);
         let truncated = encoding.len() > room;
         if truncated {
             encoding.truncate(room, 0, TruncationDirection::Right);
@@ -86,11 +97,56 @@ impl TextTokenizer {
 
     /// The number of tokens of `text` without the special tokens the tokenizer adds.
     pub fn count(&self, text: &str) -> Result<usize> {
+        self.count_at_most(text, usize::MAX)
+    }
+
+    /// The number of tokens of `text` with the special tokens the tokenizer adds.
+    pub fn length(&self, text: &str) -> Result<usize> {
+        Ok(self.count(text)? + self.added_tokens)
+    }
+
+    /// Whether `text` with its special tokens fits `max_len` tokens, without reading past that.
+    pub fn fits(&self, text: &str, max_len: usize) -> Result<bool> {
+        Ok(self.count_at_most(text, max_len)? + self.added_tokens <= max_len)
+    }
+
+    /// The number of tokens of `text` (without special tokens) when at most `limit`; some number
+    /// above `limit` otherwise, found without reading the whole of a long text.
+    pub fn count_at_most(&self, text: &str, limit: usize) -> Result<usize> {
+        let mut total = 0;
+        for chunk in pieces(text) {
+            total += self.count_piece(chunk)?;
+            if total > limit {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    fn count_piece(&self, text: &str) -> Result<usize> {
         Ok(self
             .inner
             .encode(text, false)
             .map_err(|e| Error::settings(format!("cannot tokenize the text: {e}")))?
             .len())
+    }
+
+    /// The start of `text` that holds more than `room` tokens (all of it when it holds fewer):
+    /// tokenizing a whole 10 MB line costs gigabytes, and a cut keeps only its first tokens.
+    fn prefix_beyond<'t>(&self, text: &'t str, room: usize) -> Result<&'t str> {
+        if text.len() <= PIECE_BYTES {
+            return Ok(text);
+        }
+        let mut total = 0;
+        let mut end = 0;
+        for chunk in pieces(text) {
+            total += self.count_piece(chunk)?;
+            end = chunk.as_ptr() as usize - text.as_ptr() as usize + chunk.len();
+            if total > room {
+                break;
+            }
+        }
+        Ok(&text[..end])
     }
 
     /// Text of generated ids, special tokens skipped.
@@ -119,6 +175,33 @@ fn clean_up_tokenization(text: &str) -> String {
         .replace(" 's", "'s")
         .replace(" 've", "'ve")
         .replace(" 're", "'re")
+}
+
+/// How much text is tokenized at once: pieces cut at whitespace (where the tokenizers we read
+/// split words anyway, so counts add up), bounding the tokenizer's memory.
+const PIECE_BYTES: usize = 16 * 1024;
+
+/// `text` in pieces of about `PIECE_BYTES`, each ending after whitespace where there is some.
+fn pieces(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        if rest.len() <= PIECE_BYTES {
+            return Some(std::mem::take(&mut rest));
+        }
+        let mut cut = PIECE_BYTES;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if let Some(space) = rest[..cut].rfind(char::is_whitespace) {
+            cut = space + rest[space..].chars().next().map_or(1, char::len_utf8);
+        }
+        let (piece, tail) = rest.split_at(cut.max(1));
+        rest = tail;
+        Some(piece)
+    })
 }
 
 fn first_line(text: &str) -> &str {

@@ -257,6 +257,7 @@ fn another_model_than_the_adapters_base_is_said_in_one_sentence() {
             model.to_str().unwrap(),
             "--adapter",
             gated_a.to_str().unwrap(),
+            "--overwrite",
         ],
         &out,
     );

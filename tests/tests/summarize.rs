@@ -54,7 +54,13 @@ fn summarizes_a_local_model_with_and_without_an_adapter() {
     summarize(
         home.path(),
         model.to_str().unwrap(),
-        &["--adapter", adapter.to_str().unwrap(), "--batch-size", "3"],
+        &[
+            "--adapter",
+            adapter.to_str().unwrap(),
+            "--batch-size",
+            "3",
+            "--overwrite",
+        ],
         &out,
     )
     .success();
@@ -62,7 +68,12 @@ fn summarizes_a_local_model_with_and_without_an_adapter() {
     summarize(
         home.path(),
         model.to_str().unwrap(),
-        &["--adapter", adapter.to_str().unwrap(), "--merge"],
+        &[
+            "--adapter",
+            adapter.to_str().unwrap(),
+            "--merge",
+            "--overwrite",
+        ],
         &out,
     )
     .success();
@@ -347,6 +358,6 @@ fn a_folder_of_long_transcripts_becomes_markdown_summaries_and_an_index() {
         &fixtures().join("t5-gated"),
         &[],
         Some(&dir.join("silent.vtt")),
-        &["silent.vtt:1", "no text"],
+        &["silent.vtt:1", "no spoken text"],
     );
 }

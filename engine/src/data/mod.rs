@@ -312,7 +312,7 @@ fn import_file(path: &Path, options: &ImportOptions) -> Result<Parsed> {
             let mut parser = table::Parser::new(delimiter);
             let mut rows = TableRows::new(path, options);
             for_each_line(path, |line, text| {
-                for record in parser.feed(line, text) {
+                for record in parser.feed(line, text)? {
                     rows.push(record)?;
                 }
                 Ok(())
@@ -335,9 +335,36 @@ fn read_head(path: &Path) -> Result<String> {
     file.take(256 << 10)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::file(path, e))?;
+    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        return Err(Error::invalid(
+            path,
+            "the file is UTF-16 text: save it as UTF-8 (most editors offer this under Save as)",
+        ));
+    }
+    if let Some(nul) = bytes.iter().position(|&b| b == 0) {
+        let line = bytes[..nul].iter().filter(|&&b| b == b'\n').count() + 1;
+        return Err(Error::invalid_at(
+            path,
+            line,
+            "this is a binary file, not text",
+        ));
+    }
     let valid = match std::str::from_utf8(&bytes) {
         Ok(text) => text.len(),
-        Err(e) => e.valid_up_to(),
+        // A character cut by the 256 KiB window is fine; a byte that is no UTF-8 is not.
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            return Err(Error::invalid_at(
+                path,
+                line,
+                "the file is not UTF-8 text (save it as UTF-8)",
+            ));
+        }
     };
     let text = String::from_utf8_lossy(&bytes[..valid]).into_owned();
     Ok(match text.strip_prefix('\u{feff}') {
@@ -491,6 +518,10 @@ fn detect(head: &str, path: &Path) -> std::result::Result<Detected, Issue> {
     if extension == "srt" || looks_like_srt(trimmed) {
         return Ok(Detected::Srt);
     }
+    // A .jsonl file is lines of objects, whatever its first line holds.
+    if extension == "jsonl" {
+        return Ok(Detected::Jsonl);
+    }
     if trimmed.starts_with('[') {
         return Ok(Detected::JsonArray);
     }
@@ -540,8 +571,12 @@ fn parse_text(
         let id = path
             .file_stem()
             .map(|s| Value::from(s.to_string_lossy().into_owned()));
-        if turns.is_empty() {
-            return Err(Issue::at(1, "the transcript has no text"));
+        // Speaker names or timestamps alone are no transcript, in every format.
+        if turns.iter().all(|t| t.text.trim().is_empty()) {
+            return Err(Issue::at(
+                1,
+                "the transcript has no spoken text (only speaker names, timestamps or blank lines)",
+            ));
         }
         let dialogue = Dialogue {
             id,
@@ -821,6 +856,34 @@ impl<'a> TableRows<'a> {
         let names: Vec<String> = if is_header {
             record.fields.iter().map(|f| f.trim().to_string()).collect()
         } else {
+            if record.fields.iter().all(|f| looks_like_column_name(f)) {
+                return Err(Issue::at(
+                    record.line,
+                    format!(
+                        "the header names no column dialora knows ({}): say which holds the dialogue with --dialogue-column (and the summary with --summary-column), or name them dialogue and summary",
+                        record
+                            .fields
+                            .iter()
+                            .map(|f| f.trim())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            let taken = match record.fields.len() {
+                1 => "its one column is read as the dialogue",
+                2 => "column 1 is read as the dialogue and column 2 as the summary",
+                _ => "",
+            };
+            if !taken.is_empty() {
+                self.warnings.push(Warning {
+                    file: self.path.to_path_buf(),
+                    line: Some(record.line),
+                    message: format!(
+                        "no header row names the columns (dialogue, summary): {taken}, the first row included (add a header row, or use --dialogue-column)"
+                    ),
+                });
+            }
             match record.fields.len() {
                 1 => vec!["dialogue".to_string()],
                 2 => vec!["dialogue".to_string(), "summary".to_string()],
@@ -849,6 +912,16 @@ impl<'a> TableRows<'a> {
         }
         Ok((format, self.dialogues, self.warnings))
     }
+}
+
+/// Whether a field reads as a column's name rather than a value: a short identifier such as
+/// `ticket_body` or `Resolution note`, no dialogue (no colon, no line break).
+fn looks_like_column_name(field: &str) -> bool {
+    let field = field.trim();
+    let mut chars = field.chars();
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && field.chars().count() <= 40
+        && chars.all(|c| c.is_alphanumeric() || " _-.".contains(c))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -949,7 +1022,7 @@ pub fn statistics(
             let mut lengths = Vec::with_capacity(dialogues.len());
             for dialogue in dialogues {
                 let prompt = template.replace("{dialogue}", &dialogue.dialogue);
-                lengths.push(tokenizer.encode(&prompt, usize::MAX)?.ids.len());
+                lengths.push(tokenizer.length(&prompt)?);
             }
             lengths.sort_unstable();
             let at = |q: f64| lengths[((lengths.len() - 1) as f64 * q).round() as usize];

@@ -3,6 +3,9 @@
 
 use super::Issue;
 
+/// The longest field read, as the longest line.
+const MAX_FIELD_BYTES: usize = 16 << 20;
+
 /// One record: its fields and the 1-based line it starts on.
 pub struct Record {
     pub line: usize,
@@ -45,7 +48,7 @@ pub fn parse(text: &str, delimiter: char) -> Result<Vec<Record>, Issue> {
     // A final line break ends the last line; it does not start another.
     let text = text.strip_suffix('\n').unwrap_or(text);
     for (index, line) in text.split('\n').enumerate() {
-        records.extend(parser.feed(index + 1, line.strip_suffix('\r').unwrap_or(line)));
+        records.extend(parser.feed(index + 1, line.strip_suffix('\r').unwrap_or(line))?);
     }
     parser.finish()?;
     Ok(records)
@@ -76,7 +79,9 @@ impl Parser {
     }
 
     /// Feeds line number `line` (without its line break); returns the records it completes.
-    pub fn feed(&mut self, line: usize, text: &str) -> Vec<Record> {
+    /// A quoted field that grows past 16 MiB is refused: its closing quote is missing, and it
+    /// would otherwise take the rest of the file, however large.
+    pub fn feed(&mut self, line: usize, text: &str) -> Result<Vec<Record>, Issue> {
         let mut done = Vec::new();
         self.record_line.get_or_insert(line);
         let mut chars = text.chars().peekable();
@@ -113,11 +118,17 @@ impl Parser {
             }
         }
         if self.quoted {
+            if self.field.len() > MAX_FIELD_BYTES {
+                return Err(Issue::at(
+                    self.quote_line,
+                    "a quoted field runs on for more than 16 MiB: its closing \" is probably missing",
+                ));
+            }
             self.field.push('\n');
         } else {
             done.push(self.end_record());
         }
-        done
+        Ok(done)
     }
 
     fn end_record(&mut self) -> Record {

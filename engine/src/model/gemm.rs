@@ -72,7 +72,8 @@ fn avx512_matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Option<Tensor>> 
         col_stride: b_layout.stride()[1],
     };
     let mut out = vec![0f32; m * n];
-    multiply(a_view, b_view, m, k, n, &mut out);
+    // SAFETY: `available()` found AVX-512F above.
+    unsafe { multiply(a_view, b_view, m, k, n, &mut out) };
     drop((a_storage, b_storage));
     Ok(Some(Tensor::from_vec(out, (m, n), a.device())?))
 }
@@ -84,22 +85,28 @@ thread_local! {
     static PACKED_B: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Runs `f` with this thread's buffer `key` of at least `len` values. The buffer is taken out of
+/// its cell while `f` runs, so that a product started inside `f` on this thread (rayon runs other
+/// tasks while it waits) gets a buffer of its own instead of finding this one borrowed.
 fn with_buffer<R>(
     key: &'static std::thread::LocalKey<std::cell::RefCell<Vec<f32>>>,
     len: usize,
     f: impl FnOnce(&mut [f32]) -> R,
 ) -> R {
-    key.with(|cell| {
-        let mut buffer = cell.borrow_mut();
-        if buffer.len() < len {
-            buffer.resize(len, 0.0);
-        }
-        f(&mut buffer[..len])
-    })
+    let mut buffer = key.with(|cell| cell.take());
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    let result = f(&mut buffer[..len]);
+    key.with(|cell| cell.replace(buffer));
+    result
 }
 
 /// `c = a @ b`, `c` row-major `(m, n)`; every element of `c` is written.
-fn multiply(a: View, b: View, m: usize, k: usize, n: usize, c: &mut [f32]) {
+///
+/// # Safety
+/// The CPU has AVX-512F.
+unsafe fn multiply(a: View, b: View, m: usize, k: usize, n: usize, c: &mut [f32]) {
     let panels = n.div_ceil(NR);
     // Row blocks of equal size, a whole number of them per thread.
     let threads = rayon::current_num_threads().max(1);
@@ -130,7 +137,8 @@ fn multiply(a: View, b: View, m: usize, k: usize, n: usize, c: &mut [f32]) {
                                 let mr = MR.min(mc - row);
                                 let a_strip = &packed_a[strip * MR * KC..];
                                 let c_tile = &mut c_rows[row * n + col..];
-                                tile(kc, a_strip, b_panel, c_tile, n, mr, nr, first);
+                                // SAFETY: this function's caller checked AVX-512F.
+                                unsafe { tile(kc, a_strip, b_panel, c_tile, n, mr, nr, first) };
                             }
                         }
                     })
@@ -191,8 +199,12 @@ fn pack_a(a: View, row_start: usize, mc: usize, block_start: usize, kc: usize, o
 
 /// One `mr x nr` tile of `c` (row stride `ldc`): set to, or with `first` false added to, the
 /// product of a packed strip and a packed panel over `kc`.
+///
+/// # Safety
+/// The CPU has AVX-512F.
 #[allow(clippy::too_many_arguments)]
-fn tile(
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+unsafe fn tile(
     kc: usize,
     a: &[f32],
     b: &[f32],
@@ -204,7 +216,7 @@ fn tile(
 ) {
     let mut result = [0f32; MR * NR];
     assert!(a.len() >= kc * MR && b.len() >= kc * NR);
-    // SAFETY: `available()` checked AVX-512F; the asserts above bound every read of the kernel.
+    // SAFETY: the caller guarantees AVX-512F; the assert above bounds every read of the kernel.
     #[cfg(target_arch = "x86_64")]
     unsafe {
         kernel(kc, a.as_ptr(), b.as_ptr(), &mut result)

@@ -5,6 +5,7 @@ pub(crate) mod cpu;
 pub(crate) mod gemm;
 pub mod t5;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
@@ -128,6 +129,40 @@ impl ModelFiles {
     }
 }
 
+impl ModelFiles {
+    /// The folder's config.json, read and checked (a T5-family model we run).
+    pub fn read_config(&self) -> Result<t5::Config> {
+        let bytes = std::fs::read(&self.config).map_err(|e| Error::file(&self.config, e))?;
+        let config: t5::Config =
+            crate::error::read_json(&self.config, &bytes, "not a model config")?;
+        config
+            .validate()
+            .map_err(|m| Error::invalid(&self.config, m))?;
+        Ok(config)
+    }
+
+    /// The folder's tokenizer, checked against its config (for measuring data without the
+    /// weights).
+    pub fn tokenizer(&self) -> Result<TextTokenizer> {
+        self.tokenizer_for(&self.read_config()?)
+    }
+
+    fn tokenizer_for(&self, config: &t5::Config) -> Result<TextTokenizer> {
+        let tokenizer = TextTokenizer::load(&self.tokenizer)?;
+        let tokens = tokenizer.vocabulary_size();
+        if tokens > config.vocab_size {
+            return Err(Error::invalid(
+                &self.tokenizer,
+                format!(
+                    "has {tokens} tokens but the model has {} (vocab_size in config.json): is it another model's tokenizer?",
+                    config.vocab_size
+                ),
+            ));
+        }
+        Ok(tokenizer)
+    }
+}
+
 /// The distinct shard file names of a sharded checkpoint's index, in order of first appearance.
 pub fn shard_files(index: &Path) -> Result<Vec<String>> {
     let bytes = std::fs::read(index).map_err(|e| Error::file(index, e))?;
@@ -164,16 +199,14 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
+    /// Loads and checks a model folder's files: the config (a T5 we run, of the weights' sizes),
+    /// the tokenizer against the config's vocabulary, the weights' types and values. Every
+    /// command and the app load models here, so a broken folder is named in one line before any
+    /// work.
     pub fn load(files: &ModelFiles, name: &str, device: &Device) -> Result<Self> {
-        let config_bytes =
-            std::fs::read(&files.config).map_err(|e| Error::file(&files.config, e))?;
-        let config: t5::Config = serde_json::from_slice(&config_bytes).map_err(|e| {
-            Error::invalid_at(&files.config, e.line(), format!("not a model config: {e}"))
-        })?;
-        config
-            .validate()
-            .map_err(|m| Error::invalid(&files.config, m))?;
-        let tokenizer = TextTokenizer::load(&files.tokenizer)?;
+        let config = files.read_config()?;
+        let tokenizer = files.tokenizer_for(&config)?;
+        check_weights(files, &config)?;
         // SAFETY: the weights are memory-mapped read-only; dialora never writes to a model it reads.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, DType::F32, device) }
             .map_err(|e| t5::T5::load_error(&files.weights[0], e))?;
@@ -184,4 +217,144 @@ impl LoadedModel {
             name: name.to_string(),
         })
     }
+}
+
+/// Checks the weights before they are loaded: floating-point tensors of finite values, of the
+/// sizes the config gives. A mismatch names config.json and its field, and nothing is allocated
+/// by a size the config made up.
+fn check_weights(files: &ModelFiles, config: &t5::Config) -> Result<()> {
+    let mut shapes: HashMap<String, (Vec<usize>, PathBuf)> = HashMap::new();
+    for file in &files.weights {
+        // SAFETY: read-only map of a file dialora never writes.
+        let mapped = unsafe { candle_core::safetensors::MmapedSafetensors::new(file) }
+            .map_err(|e| t5::T5::load_error(file, e))?;
+        for (name, view) in mapped.tensors() {
+            let dtype = DType::try_from(view.dtype()).ok().filter(|d| d.is_float());
+            let Some(dtype) = dtype else {
+                return Err(Error::invalid(
+                    file,
+                    format!(
+                        "tensor \"{name}\" holds {:?} values; model weights are floating point (F32, F16 or BF16)",
+                        view.dtype()
+                    ),
+                ));
+            };
+            if !all_finite(view.data(), dtype) {
+                return Err(Error::invalid(
+                    file,
+                    format!(
+                        "tensor \"{name}\" holds values that are not numbers (NaN or infinite): the weights are damaged"
+                    ),
+                ));
+            }
+            shapes.insert(name, (view.shape().to_vec(), file.clone()));
+        }
+    }
+    check_sizes(config, &shapes).map_err(|(field, found)| {
+        Error::invalid(
+            &files.config,
+            format!("{field} does not match the weights: {found}"),
+        )
+    })
+}
+
+/// The config's sizes against the weights' shapes: `(field, what the weights hold)` for the
+/// first that disagrees.
+fn check_sizes(
+    c: &t5::Config,
+    shapes: &HashMap<String, (Vec<usize>, PathBuf)>,
+) -> std::result::Result<(), (String, String)> {
+    let file_name = |path: &Path| {
+        path.file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+    };
+    let expect = |name: &str, dims: &[usize], field: &str| match shapes.get(name) {
+        Some((shape, file)) if shape.as_slice() != dims => Err((
+            field.to_string(),
+            format!(
+                "{name} in {} is {shape:?}, and the config makes it {dims:?}",
+                file_name(file)
+            ),
+        )),
+        _ => Ok(()),
+    };
+    let embedding = [
+        "shared.weight",
+        "encoder.embed_tokens.weight",
+        "decoder.embed_tokens.weight",
+    ]
+    .into_iter()
+    .find(|name| shapes.contains_key(*name))
+    .unwrap_or("shared.weight");
+    expect(
+        embedding,
+        &[c.vocab_size, c.d_model],
+        "vocab_size (or d_model)",
+    )?;
+    let inner = c.num_heads * c.d_kv;
+    for stack in ["encoder", "decoder"] {
+        let attention = format!("{stack}.block.0.layer.0.SelfAttention");
+        expect(
+            &format!("{attention}.q.weight"),
+            &[inner, c.d_model],
+            "num_heads (or d_kv)",
+        )?;
+        expect(
+            &format!("{attention}.relative_attention_bias.weight"),
+            &[c.relative_attention_num_buckets, c.num_heads],
+            "relative_attention_num_buckets (or num_heads)",
+        )?;
+    }
+    let ffn = "encoder.block.0.layer.1.DenseReluDense";
+    for name in ["wi", "wi_0"] {
+        expect(
+            &format!("{ffn}.{name}.weight"),
+            &[c.d_ff, c.d_model],
+            "d_ff",
+        )?;
+    }
+    for (stack, field, layers) in [
+        ("encoder", "num_layers", c.num_layers),
+        ("decoder", "num_decoder_layers", c.decoder_layers()),
+    ] {
+        let prefix = format!("{stack}.block.");
+        let held = shapes
+            .keys()
+            .filter_map(|name| {
+                name.strip_prefix(&prefix)?
+                    .split('.')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .max()
+            .map_or(0, |last| last + 1);
+        if held != layers {
+            return Err((
+                field.to_string(),
+                format!("it says {layers} {stack} layers, and the weights hold {held}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether every value of a tensor's raw little-endian data is a finite number (read on all
+/// cores: a model's weights are hundreds of megabytes).
+fn all_finite(data: &[u8], dtype: DType) -> bool {
+    use rayon::prelude::*;
+    let (width, exponent): (usize, u64) = match dtype {
+        DType::F64 => (8, 0x7ff0_0000_0000_0000),
+        DType::F32 => (4, 0x7f80_0000),
+        DType::F16 => (2, 0x7c00),
+        DType::BF16 => (2, 0x7f80),
+        _ => return true,
+    };
+    data.par_chunks(1 << 20).all(|chunk| {
+        chunk.chunks_exact(width).all(|value| {
+            let mut bits = [0u8; 8];
+            bits[..width].copy_from_slice(value);
+            u64::from_le_bytes(bits) & exponent != exponent
+        })
+    })
 }

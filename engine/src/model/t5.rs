@@ -169,8 +169,36 @@ impl Config {
                 "unknown architecture \"{other}\": dialora runs T5ForConditionalGeneration models"
             ));
         }
-        if self.d_model == 0 || self.num_heads == 0 || self.d_kv == 0 || self.vocab_size == 0 {
-            return Err("d_model, num_heads, d_kv and vocab_size must be positive".to_string());
+        for (field, value) in [
+            ("d_model", self.d_model),
+            ("num_heads", self.num_heads),
+            ("d_kv", self.d_kv),
+            ("d_ff", self.d_ff),
+            ("vocab_size", self.vocab_size),
+            ("num_layers", self.num_layers),
+            ("num_decoder_layers", self.decoder_layers()),
+        ] {
+            if value == 0 {
+                return Err(format!("{field} is 0; a T5 model has at least one of each"));
+            }
+        }
+        for (field, id) in [
+            ("pad_token_id", self.pad_token_id),
+            ("eos_token_id", self.eos_token_id),
+            ("decoder_start_token_id", self.decoder_start()),
+        ] {
+            if id as usize >= self.vocab_size {
+                return Err(format!(
+                    "{field} {id} is outside the vocabulary (vocab_size {})",
+                    self.vocab_size
+                ));
+            }
+        }
+        if !(self.layer_norm_epsilon.is_finite() && self.layer_norm_epsilon > 0.0) {
+            return Err("layer_norm_epsilon must be a small positive number".to_string());
+        }
+        if !(0.0..1.0).contains(&self.dropout_rate) {
+            return Err("dropout_rate must be at least 0 and below 1".to_string());
         }
         if self.relative_attention_num_buckets < 4 || self.relative_attention_max_distance == 0 {
             return Err("relative_attention_num_buckets must be at least 4".to_string());

@@ -13,7 +13,7 @@ use super::optimizer::{AdamW, Moments};
 use super::{TrainSettings, visit_adapter_mut};
 use crate::adapter::serialize_tensors;
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomically;
+use crate::fsutil::{FolderLock, NewFolder, write_atomically};
 use crate::lora::Adapter;
 use crate::model::ModelFiles;
 use crate::model::t5::{Pair, T5};
@@ -48,19 +48,36 @@ pub fn exists(output: &Path) -> bool {
     output.join(FILE).is_file()
 }
 
-/// Checks that `output` can take this run and creates it; clears temporary files a crash left.
+/// The output folder of a run: made if missing (and removed again if the run fails before
+/// writing anything), and locked, so that a second run into it is refused while this one lives.
+pub(super) struct OutputFolder {
+    folder: NewFolder,
+    _lock: FolderLock,
+}
+
+impl OutputFolder {
+    /// The run wrote its result: the folder stays.
+    pub fn keep(self) {
+        self.folder.keep();
+    }
+}
+
+/// Checks that `output` can take this run, creates and locks it, and clears temporary files a
+/// crash left.
 pub(super) fn prepare_output(
     output: &Path,
     resume: bool,
     overwrite: bool,
     full: bool,
-) -> Result<()> {
+) -> Result<OutputFolder> {
     if output.exists() && !output.is_dir() {
         return Err(Error::exists(
             output,
             "--output must be a folder, and this is a file",
         ));
     }
+    let folder = NewFolder::create(output)?;
+    let lock = FolderLock::take(output, "training run")?;
     let unfinished = exists(output);
     if resume && !unfinished {
         return Err(Error::missing(
@@ -85,7 +102,7 @@ pub(super) fn prepare_output(
             "already holds a trained result: choose another --output, or add --overwrite to replace it",
         ));
     }
-    std::fs::create_dir_all(output).map_err(|e| Error::file(output, e))?;
+    // No other run writes here (the lock), so every temporary is a crashed writer's.
     let entries = std::fs::read_dir(output).map_err(|e| Error::file(output, e))?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -93,7 +110,10 @@ pub(super) fn prepare_output(
             let _ = std::fs::remove_file(entry.path());
         }
     }
-    Ok(())
+    Ok(OutputFolder {
+        folder,
+        _lock: lock,
+    })
 }
 
 /// What must be equal for a resumed run to continue the same loss curve.
@@ -162,8 +182,60 @@ pub(super) fn save(
     }
     let state =
         serde_json::to_string(&checkpoint.progress).map_err(|e| Error::settings(e.to_string()))?;
-    let metadata = BTreeMap::from([(STATE_KEY.to_string(), state)]);
+    // safetensors lays the data out by name (all of it f32), so this is the file's data section.
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut checksum = Checksum::new();
+    for (_, tensor) in &tensors {
+        for value in tensor.flatten_all()?.to_vec1::<f32>()? {
+            checksum.add(&value.to_le_bytes());
+        }
+    }
+    let metadata = BTreeMap::from([
+        (STATE_KEY.to_string(), state),
+        (CHECKSUM_KEY.to_string(), checksum.hex()),
+    ]);
     write_atomically(&output.join(FILE), &serialize_tensors(&tensors, metadata)?)
+}
+
+const CHECKSUM_KEY: &str = "dialora.checksum";
+
+/// FNV-1a, 64 bits: enough to tell a checkpoint whose bytes changed on disk from the one saved.
+struct Checksum(u64);
+
+impl Checksum {
+    fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn add(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+/// Refuses a checkpoint whose data is not what was saved (a disk error, a bad copy, an edit).
+fn check_data(path: &Path, bytes: &[u8], header: &serde_json::Value) -> Result<()> {
+    let Some(saved) = header["__metadata__"][CHECKSUM_KEY].as_str() else {
+        return Err(Error::invalid(
+            path,
+            "not a usable training checkpoint: it has no checksum (dialora.checksum); add --overwrite to start over",
+        ));
+    };
+    let header_length = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default()) as usize;
+    let mut checksum = Checksum::new();
+    checksum.add(&bytes[8 + header_length..]);
+    if checksum.hex() != saved {
+        return Err(Error::invalid(
+            path,
+            "the training checkpoint is damaged (its data does not match its checksum): add --overwrite to start over",
+        ));
+    }
+    Ok(())
 }
 
 /// The first setting in which two fingerprints differ.
@@ -191,6 +263,11 @@ fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: &str) ->
 
 /// The progress recorded in the metadata of a checkpoint's `bytes` (at least its header).
 fn read_progress(path: &Path, bytes: &[u8]) -> Result<Progress> {
+    read_header(path, bytes).map(|(progress, _)| progress)
+}
+
+/// The progress and the whole header of a checkpoint's `bytes` (at least its header).
+fn read_header(path: &Path, bytes: &[u8]) -> Result<(Progress, serde_json::Value)> {
     let unreadable =
         |what: &str| Error::invalid(path, format!("not a usable training checkpoint: {what}"));
     let header_length = bytes
@@ -203,11 +280,13 @@ fn read_progress(path: &Path, bytes: &[u8]) -> Result<Progress> {
         .and_then(|length| bytes.get(8..8usize.checked_add(length)?))
         .ok_or_else(|| unreadable("the header is cut"))?;
     let header: serde_json::Value =
-        serde_json::from_slice(header).map_err(|e| unreadable(&e.to_string()))?;
+        serde_json::from_slice(header).map_err(|e| unreadable(&crate::error::json_problem(&e)))?;
     let state_text = header["__metadata__"][STATE_KEY]
         .as_str()
         .ok_or_else(|| unreadable("no training state"))?;
-    serde_json::from_str(state_text).map_err(|e| unreadable(&e.to_string()))
+    let progress = serde_json::from_str(state_text)
+        .map_err(|e| unreadable(&crate::error::json_problem(&e)))?;
+    Ok((progress, header))
 }
 
 /// The step an unfinished run in `output` stopped at, reading only the checkpoint's header.
@@ -236,7 +315,8 @@ pub(super) fn restore(
 ) -> Result<Checkpoint> {
     let path = output.join(FILE);
     let bytes = std::fs::read(&path).map_err(|e| Error::file(&path, e))?;
-    let progress = read_progress(&path, &bytes)?;
+    let (progress, header) = read_header(&path, &bytes)?;
+    check_data(&path, &bytes, &header)?;
     let unreadable =
         |what: &str| Error::invalid(&path, format!("not a usable training checkpoint: {what}"));
     if let Some(setting) = first_difference(&progress.fingerprint, &fresh.progress.fingerprint, "")

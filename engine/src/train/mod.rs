@@ -152,7 +152,7 @@ impl TrainSettings {
     }
 
     fn examples_per_step(&self) -> usize {
-        self.batch_size * self.gradient_accumulation
+        self.batch_size.saturating_mul(self.gradient_accumulation)
     }
 
     /// Optimizer steps in one pass over `examples`.
@@ -163,9 +163,13 @@ impl TrainSettings {
     /// Optimizer steps a run over `examples` takes: `max_steps`, else every epoch's.
     pub fn total_steps(&self, examples: usize) -> usize {
         self.max_steps
-            .unwrap_or(self.steps_per_epoch(examples) * self.epochs)
+            .unwrap_or(self.steps_per_epoch(examples).saturating_mul(self.epochs))
     }
 }
+
+/// The most steps one run takes: a billion, which no run of a day reaches, so that a number typed
+/// by mistake is refused rather than run for ever.
+const MAX_STEPS: usize = 1_000_000_000;
 
 /// A data set as the trainer takes it: where it came from (for messages and the adapter's card) and
 /// its dialogues.
@@ -302,6 +306,40 @@ fn tokenize(model: &LoadedModel, data: &TrainData, settings: &TrainSettings) -> 
 
 /// A fresh adapter as PEFT initialises one: A uniform in ±1/sqrt(in_features) (Kaiming with
 /// a = sqrt(5)), B zero, so that training starts from the base model exactly.
+/// About how many bytes a run takes: the model's weights, four f32 copies of what is trained
+/// (weights, gradients, AdamW's moments), and each example's activations kept for the backward
+/// pass (every layer's hidden states, attention scores and feed-forward values).
+pub fn memory_needed(t5: &T5, settings: &TrainSettings, examples: usize) -> f64 {
+    let c = t5.config();
+    let shapes = t5.linear_shapes();
+    let parameters: f64 = shapes
+        .iter()
+        .map(|(_, out, input)| (out * input) as f64)
+        .sum::<f64>()
+        + (c.vocab_size * c.d_model) as f64;
+    // A LoRA layer is rank x (in + out); --rank 1000000000 must be refused here, not allocated.
+    let trainable = if settings.full {
+        parameters
+    } else {
+        shapes
+            .iter()
+            .filter(|(name, _, _)| {
+                let last = name.rsplit('.').next().unwrap_or(name);
+                settings.targets.iter().any(|t| t == last)
+            })
+            .map(|(_, out, input)| (out + input) as f64 * settings.rank as f64)
+            .sum()
+    };
+    let batch = settings.batch_size.min(examples.max(1));
+    let tokens = (settings.max_source_length + settings.max_target_length) as f64;
+    let layers = (c.num_layers + c.decoder_layers()) as f64;
+    let per_token = layers * (6.0 * c.d_model as f64 + 3.0 * c.d_ff as f64)
+        + 2.0 * layers * c.num_heads as f64 * tokens
+        + 2.0 * c.vocab_size as f64;
+    let activations = batch as f64 * tokens * per_token;
+    4.0 * (parameters + 4.0 * trainable + activations)
+}
+
 fn new_adapter(t5: &T5, settings: &TrainSettings, base_model: &str) -> Result<Adapter> {
     let shapes = t5.linear_shapes();
     let last_names: std::collections::BTreeSet<&str> = shapes
@@ -419,6 +457,21 @@ pub fn train(
             request.train.source.display()
         )));
     }
+    if settings.examples_per_step() > count {
+        return Err(Error::settings(format!(
+            "--batch-size {} with --gradient-accumulation {} makes steps of more examples than the {count} in {}",
+            settings.batch_size,
+            settings.gradient_accumulation,
+            request.train.source.display()
+        )));
+    }
+    let total_steps = settings.total_steps(count);
+    if total_steps > MAX_STEPS {
+        return Err(Error::settings(format!(
+            "--epochs {} (or --max-steps) makes {total_steps} steps; a run takes at most {MAX_STEPS}",
+            settings.epochs
+        )));
+    }
     let validation = match request.validation {
         Some(data) => Some(tokenize(request.model, data, settings)?.pairs),
         None => None,
@@ -440,8 +493,12 @@ pub fn train(
         None => None,
     };
 
+    crate::runtime::check_memory(
+        "training",
+        memory_needed(&request.model.t5, settings, count),
+        "choose a smaller model, --batch-size or --rank",
+    )?;
     let steps_per_epoch = settings.steps_per_epoch(count);
-    let total_steps = settings.total_steps(count);
     let trained = if settings.full {
         Trained::Everything
     } else {
@@ -454,7 +511,8 @@ pub fn train(
         (false, None) => Some(new_adapter(t5, settings, &request.model.name)?),
     };
     let output = &request.output;
-    checkpoint::prepare_output(output, request.resume, request.overwrite, settings.full)?;
+    let output_folder =
+        checkpoint::prepare_output(output, request.resume, request.overwrite, settings.full)?;
     for (count, what) in [
         (
             examples.drafts,
@@ -657,6 +715,7 @@ pub fn train(
         None => checkpoint::write_model(t5, request.model_files, output)?,
     }
     checkpoint::remove(output)?;
+    output_folder.keep();
     Ok(TrainSummary {
         steps: state.progress.step,
         train_loss: state.progress.last_loss.unwrap_or(f64::NAN),

@@ -4,8 +4,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use dialora_engine::adapter;
+use dialora_engine::task::Cancel;
 use dialora_engine::{Error, Result, hub};
 
+use super::output::{self, Destination};
 use super::progress::TerminalProgress;
 
 #[derive(Subcommand)]
@@ -26,14 +28,20 @@ pub enum AdapterCommand {
         /// The PEFT folder to write.
         #[arg(long)]
         output: PathBuf,
+        /// Replace the adapter --output holds.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Write an adapter as one shareable file (safetensors with the PEFT config and its card inside).
     Export {
         /// The adapter to read: a PEFT folder, a single-file adapter or a Hub id.
         source: PathBuf,
-        /// The file to write (conventionally NAME.dlora).
+        /// The file to write (conventionally NAME.dlora; - for standard output).
         #[arg(long)]
         output: PathBuf,
+        /// Replace --output if it exists.
+        #[arg(long)]
+        overwrite: bool,
         /// Record the adapter's ROUGE from a `dialora eval` report (report.json or its folder).
         #[arg(long)]
         rouge_from: Option<PathBuf>,
@@ -43,34 +51,40 @@ pub enum AdapterCommand {
     },
 }
 
-pub fn run(command: AdapterCommand) -> Result<()> {
+pub fn run(command: AdapterCommand, cancel: &Cancel) -> Result<()> {
     // Every adapter named here may be a Hub id, fetched (or found in the cache) first.
-    let resolve = |spec: &Path| hub::resolve_adapter(spec, &TerminalProgress::new());
+    let resolve = |spec: &Path| hub::resolve_adapter(spec, &TerminalProgress::new(), cancel);
     match command {
         AdapterCommand::Inspect { adapter, json } => {
             let mut description = adapter::describe(&resolve(&adapter)?)?;
             description.path = adapter.display().to_string();
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&description).unwrap_or_default()
-                );
+                let json = serde_json::to_string_pretty(&description).unwrap_or_default();
+                output::print(&format!("{json}\n"))
             } else {
-                print!("{}", human(&description));
+                output::print(&human(&description))
             }
-            Ok(())
         }
-        AdapterCommand::Import { source, output } => adapter::import(&resolve(&source)?, &output),
+        AdapterCommand::Import {
+            source,
+            output,
+            overwrite,
+        } => {
+            adapter::check_new_folder(&output, overwrite)?;
+            adapter::import(&resolve(&source)?, &output)
+        }
         AdapterCommand::Export {
             source,
             output,
+            overwrite,
             rouge_from,
             run,
         } => {
+            let destination = Destination::checked(&output, overwrite, "--output")?;
             let rouge = rouge_from
                 .map(|report| rouge_of_run(&report, run.as_deref()))
                 .transpose()?;
-            adapter::export(&resolve(&source)?, &output, rouge)
+            destination.write(&adapter::export(&resolve(&source)?, rouge)?)
         }
     }
 }

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use dialora_engine::data::{self, Dialogue, ImportOptions, Imported, Speakers};
-use dialora_engine::fsutil::write_atomically;
 use dialora_engine::summarize::DEFAULT_PROMPT;
 use dialora_engine::task::Cancel;
 use dialora_engine::{Error, Result, hub};
 
+use super::output::{self, Destination};
 use super::progress::TerminalProgress;
 use super::summarize::{
     GenerationArgs, LongInputArg, ModelArgs, PromptArgs, asked_settings, load_with_adapter,
@@ -58,9 +58,15 @@ impl ImportArgs {
 
     /// Reads `spec`: `dialogsum[:split]` (`default_split` when none is named) or a file or folder.
     /// Prints the import's warnings unless `quiet`.
-    pub fn load(&self, spec: &Path, default_split: &str, quiet: bool) -> Result<Imported> {
+    pub fn load(
+        &self,
+        spec: &Path,
+        default_split: &str,
+        quiet: bool,
+        cancel: &Cancel,
+    ) -> Result<Imported> {
         let progress = TerminalProgress::new();
-        let imported = hub::import_data(spec, default_split, &self.options(), &progress)?;
+        let imported = hub::import_data(spec, default_split, &self.options(), &progress, cancel)?;
         if !quiet {
             const SHOWN: usize = 5;
             for warning in imported.warnings.iter().take(SHOWN) {
@@ -91,7 +97,7 @@ pub enum DataCommand {
         #[arg(long)]
         model: Option<String>,
         /// The source window the lengths are measured against.
-        #[arg(long, default_value_t = 512)]
+        #[arg(long, default_value_t = 512, allow_negative_numbers = true)]
         max_source_length: usize,
         #[command(flatten)]
         import: ImportArgs,
@@ -101,17 +107,20 @@ pub enum DataCommand {
         /// Data files or folders.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// The JSONL file to write.
+        /// The JSONL file to write (- for standard output).
         #[arg(long)]
         output: PathBuf,
+        /// Replace --output and --validation-output if they exist.
+        #[arg(long)]
+        overwrite: bool,
         /// Also split off this fraction of the dialogues into --validation-output.
-        #[arg(long, requires = "validation_output")]
+        #[arg(long, requires = "validation_output", allow_hyphen_values = true)]
         validation_fraction: Option<f64>,
         /// Where the split-off dialogues go.
         #[arg(long, requires = "validation_fraction")]
         validation_output: Option<PathBuf>,
         /// Seed of the split.
-        #[arg(long, default_value_t = 42)]
+        #[arg(long, default_value_t = 42, allow_negative_numbers = true)]
         seed: u64,
         #[command(flatten)]
         import: ImportArgs,
@@ -155,13 +164,14 @@ pub fn run(command: DataCommand, cancel: &Cancel) -> Result<()> {
             max_source_length,
             import,
         } => {
-            let imported = import.load(&file, "train", true)?;
+            let imported = import.load(&file, "train", true, cancel)?;
             let tokenizer = match &model {
                 Some(spec) => {
-                    let files = hub::resolve_model(spec, &TerminalProgress::new())?;
-                    Some(dialora_engine::tokenize::TextTokenizer::load(
-                        &files.tokenizer,
-                    )?)
+                    let files = hub::resolve_model(spec, &TerminalProgress::new(), cancel)?;
+                    if max_source_length < 2 {
+                        return Err(Error::settings("--max-source-length must be at least 2"));
+                    }
+                    Some(files.tokenizer()?)
                 }
                 None => None,
             };
@@ -172,51 +182,56 @@ pub fn run(command: DataCommand, cancel: &Cancel) -> Result<()> {
                     .map(|t| (t, DEFAULT_PROMPT, max_source_length)),
             )?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&statistics).unwrap_or_default()
-                );
+                let json = serde_json::to_string_pretty(&statistics).unwrap_or_default();
+                output::print(&format!("{json}\n"))
             } else {
-                print!("{}", human(&file, &statistics));
+                output::print(&human(&file, &statistics))
             }
-            Ok(())
         }
         DataCommand::Convert {
             files,
             output,
+            overwrite,
             validation_fraction,
             validation_output,
             seed,
             import,
         } => {
+            let output = Destination::checked(&output, overwrite, "--output")?;
+            let validation = validation_output
+                .map(|path| Destination::checked(&path, overwrite, "--validation-output"))
+                .transpose()?;
+            if let Some(validation) = &validation {
+                output.distinct(validation, ("--output", "--validation-output"))?;
+            }
             let mut dialogues = Vec::new();
             for file in &files {
-                dialogues.extend(import.load(file, "train", false)?.dialogues);
+                dialogues.extend(import.load(file, "train", false, cancel)?.dialogues);
             }
-            match (validation_fraction, validation_output) {
-                (Some(fraction), Some(validation_path)) => {
+            match (validation_fraction, validation) {
+                (Some(fraction), Some(validation)) => {
                     if !(fraction > 0.0 && fraction < 1.0) || dialogues.len() < 2 {
                         return Err(Error::settings(
                             "--validation-fraction must be between 0 and 1, with at least 2 dialogues",
                         ));
                     }
-                    let (train, validation) = data::split(dialogues, fraction, seed);
-                    write_atomically(&output, data::to_jsonl(&train).as_bytes())?;
-                    write_atomically(&validation_path, data::to_jsonl(&validation).as_bytes())?;
+                    let (train, held_out) = data::split(dialogues, fraction, seed);
+                    output.write(data::to_jsonl(&train).as_bytes())?;
+                    validation.write(data::to_jsonl(&held_out).as_bytes())?;
                     eprintln!(
                         "wrote {} dialogues to {} and {} to {}",
                         train.len(),
-                        output.display(),
-                        validation.len(),
-                        validation_path.display()
+                        output.describe(),
+                        held_out.len(),
+                        validation.describe()
                     );
                 }
                 _ => {
-                    write_atomically(&output, data::to_jsonl(&dialogues).as_bytes())?;
+                    output.write(data::to_jsonl(&dialogues).as_bytes())?;
                     eprintln!(
                         "wrote {} dialogues to {}",
                         dialogues.len(),
-                        output.display()
+                        output.describe()
                     );
                 }
             }
@@ -229,20 +244,19 @@ pub fn run(command: DataCommand, cancel: &Cancel) -> Result<()> {
 /// `dialora data draft`: the dialogues with a reviewed summary as they are, the others with the
 /// model's draft marked as one.
 fn draft(args: DraftArgs, cancel: &Cancel) -> Result<()> {
-    if args.output.exists() && !args.overwrite {
-        return Err(Error::exists(
-            &args.output,
-            "exists already (it may hold your corrections): choose another --output, or pass --overwrite",
-        ));
-    }
+    let output = Destination::checked(&args.output, args.overwrite, "--output")?;
     let (mut settings, explicit) = asked_settings(&args.prompt, &args.generation)?;
-    let mut dialogues = args.import.load(&args.data, "train", false)?.dialogues;
+    let mut dialogues = args
+        .import
+        .load(&args.data, "train", false, cancel)?
+        .dialogues;
     let (summarizer, adapter_name) = load_with_adapter(
         &args.model,
         args.adapter.as_deref(),
         false,
         &mut settings,
         explicit.as_deref(),
+        cancel,
     )?;
     let progress = TerminalProgress::new();
     let (to_draft, indices): (Vec<Dialogue>, Vec<usize>) = dialogues
@@ -266,12 +280,12 @@ fn draft(args: DraftArgs, cancel: &Cancel) -> Result<()> {
         dialogue.summaries = vec![draft.summary];
         dialogue.draft = true;
     }
-    write_atomically(&args.output, data::to_jsonl(&dialogues).as_bytes())?;
+    output.write(data::to_jsonl(&dialogues).as_bytes())?;
     eprintln!(
         "drafted {} of {} dialogues into {}: correct each draft and remove its \"draft\": true, then train on the file",
         indices.len(),
         dialogues.len(),
-        args.output.display()
+        output.describe()
     );
     Ok(())
 }

@@ -29,20 +29,23 @@ pub struct EvalArgs {
     /// The report folder to write.
     #[arg(long)]
     output: PathBuf,
-    /// Evaluate only the first N dialogues.
+    /// Replace the report --output holds.
     #[arg(long)]
+    overwrite: bool,
+    /// Evaluate only the first N dialogues.
+    #[arg(long, allow_negative_numbers = true)]
     limit: Option<usize>,
     /// Stem words when scoring ROUGE (rouge-score's use_stemmer).
     #[arg(long)]
     stemmer: bool,
     /// Longest reference in tokens for the loss.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, allow_negative_numbers = true)]
     max_target_length: usize,
     /// A training log (JSON lines with step, loss, validation_loss) to plot in the report.
     #[arg(long)]
     training_log: Option<PathBuf>,
     /// Seed of the bootstrap intervals.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true)]
     seed: u64,
     #[command(flatten)]
     prompt: PromptArgs,
@@ -62,10 +65,14 @@ pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
         seed: args.seed,
     };
     settings.summarize.validate()?;
+    report::check_new(&args.output, args.overwrite)?;
     if args.limit == Some(0) {
         return Err(Error::settings("--limit must be at least 1"));
     }
-    let mut dialogues = args.import.load(&args.data, "test", false)?.dialogues;
+    let mut dialogues = args
+        .import
+        .load(&args.data, "test", false, cancel)?
+        .dialogues;
     if let Some(dialogue) = dialogues.iter().find(|d| d.summaries.is_empty()) {
         return Err(Error::invalid_at(
             &dialogue.file,
@@ -90,7 +97,7 @@ pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
     let adapters = args
         .adapter
         .iter()
-        .map(|spec| NamedAdapter::resolve(spec, &progress))
+        .map(|spec| NamedAdapter::resolve(spec, &progress, cancel))
         .collect::<Result<Vec<_>>>()?;
     // Without --model: the base model the first adapter naming one names.
     let base_namer = adapters
@@ -98,7 +105,7 @@ pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
         .find(|a| a.base_model.is_some())
         .or(adapters.first());
     let model_name = args.model.name(base_namer)?;
-    let mut summarizer = Summarizer::new(args.model.load(&model_name, &progress)?.1);
+    let mut summarizer = Summarizer::new(args.model.load(&model_name, &progress, cancel)?.1);
     let mut labels = Vec::new();
     for named in &adapters {
         let path = &named.spec;

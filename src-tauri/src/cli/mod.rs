@@ -3,11 +3,13 @@
 mod adapter;
 mod data;
 mod eval;
+mod output;
 mod progress;
 mod rouge;
 mod summarize;
 mod train;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -80,7 +82,9 @@ pub fn main() -> ExitCode {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!(
+        // Never panics itself: stderr may be closed too.
+        let _ = writeln!(
+            std::io::stderr(),
             "error: internal error{place}: {} (please report this)",
             message.lines().next().unwrap_or("")
         );
@@ -105,7 +109,7 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args, &cancel),
         Command::Rouge(args) => rouge::run(args),
         Command::Data(command) => data::run(command, &cancel),
-        Command::Adapter(command) => adapter::run(command),
+        Command::Adapter(command) => adapter::run(command, &cancel),
         Command::Gui { .. } => Ok(()),
     });
     match result {
@@ -113,7 +117,7 @@ pub fn main() -> ExitCode {
         // The hook has printed the one line.
         Err(_) => ExitCode::from(1),
         Ok(Err(error)) => {
-            eprintln!("error: {error}");
+            let _ = writeln!(std::io::stderr(), "error: {error}");
             ExitCode::from(1)
         }
     }

@@ -1,11 +1,14 @@
 //! `dialora rouge`: ROUGE of prediction and reference files, one text per line, as rouge-score.
 
+use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use dialora_engine::data::read_text;
 use dialora_engine::rouge::{self, Scores};
 use dialora_engine::{Error, Result};
+
+use super::output;
 
 #[derive(Args)]
 pub struct RougeArgs {
@@ -57,6 +60,7 @@ pub fn run(args: RougeArgs) -> Result<()> {
         .map(|(prediction, reference)| rouge::score(reference, prediction, args.stemmer))
         .collect();
     let mean = rouge::mean(&per_example);
+    let mut text = String::new();
     if args.json {
         let mut json = serde_json::Map::new();
         json.insert("count".into(), per_example.len().into());
@@ -67,20 +71,26 @@ pub fn run(args: RougeArgs) -> Result<()> {
             "per_example".into(),
             serde_json::to_value(&per_example).unwrap_or_default(),
         );
-        println!("{}", serde_json::Value::Object(json));
+        let _ = writeln!(text, "{}", serde_json::Value::Object(json));
     } else {
-        println!(
+        let _ = writeln!(
+            text,
             "{} pairs{}",
             per_example.len(),
             if args.stemmer { ", stemmed" } else { "" }
         );
-        println!("{:<10} {:>9} {:>9} {:>9}", "", "precision", "recall", "F1");
+        let _ = writeln!(
+            text,
+            "{:<10} {:>9} {:>9} {:>9}",
+            "", "precision", "recall", "F1"
+        );
         for (name, score) in mean.named() {
-            println!(
+            let _ = writeln!(
+                text,
                 "{name:<10} {:>9.4} {:>9.4} {:>9.4}",
                 score.precision, score.recall, score.fmeasure
             );
         }
     }
-    Ok(())
+    output::print(&text)
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use dialora_engine::adapter::{self, AdapterFiles};
 use dialora_engine::data::{Dialogue, Speakers};
-use dialora_engine::fsutil::write_atomically;
+use dialora_engine::fsutil::{NewFolder, check_new_file, write_atomically};
 use dialora_engine::generate::{EarlyStopping, GenerationConfig};
 use dialora_engine::long_input::{self, LongInput, LongSummary};
 use dialora_engine::lora::Adapter;
@@ -15,25 +15,26 @@ use dialora_engine::task::Cancel;
 use dialora_engine::{Error, Result, hub};
 
 use super::data::ImportArgs;
+use super::output::Destination;
 use super::progress::TerminalProgress;
 
 /// Decoding options shared by the commands that generate.
 #[derive(Args, Clone)]
 pub struct GenerationArgs {
     /// Hypotheses kept by beam search (1: greedy).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub num_beams: usize,
     /// Most tokens of a summary.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, allow_negative_numbers = true)]
     pub max_new_tokens: usize,
     /// Fewest tokens of a summary.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub min_new_tokens: usize,
     /// Beam search: >1 favours longer summaries, <1 shorter ones.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub length_penalty: f32,
     /// Never repeat a sequence of this many tokens (0: off).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub no_repeat_ngram_size: usize,
     /// Beam search stopping rule.
     #[arg(long, value_enum, default_value = "heuristic")]
@@ -78,10 +79,13 @@ pub struct SummarizeArgs {
     /// transformers' truncation does). auto windows transcripts and cuts rows of data sets.
     #[arg(long, value_enum, default_value = "auto")]
     long_input: LongInputArg,
-    /// Where to write the summaries: a JSONL file, or a folder (an existing one, or a path ending
-    /// in /) for one Markdown file per transcript and index.csv.
+    /// Where to write the summaries: a JSONL file (- for standard output), or a folder (an
+    /// existing one, or a path ending in /) for one Markdown file per transcript and index.csv.
     #[arg(long)]
     output: PathBuf,
+    /// Replace what --output holds (files of the same names in a folder).
+    #[arg(long)]
+    overwrite: bool,
     /// A LoRA adapter: a PEFT folder, a single-file adapter (.dlora) or a Hub id such as
     /// someone/flan-t5-meetings-lora (downloaded once into the Hub cache).
     #[arg(long)]
@@ -125,10 +129,10 @@ impl DeviceArg {
 #[derive(Args)]
 pub struct PromptArgs {
     /// Dialogues generated together (more is faster, and takes more memory).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, allow_negative_numbers = true)]
     pub batch_size: usize,
     /// Longest prompt in tokens; longer dialogues are cut (with a warning).
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, allow_negative_numbers = true)]
     pub max_source_length: usize,
     #[command(flatten)]
     pub template: TemplateArgs,
@@ -220,9 +224,10 @@ impl ModelArgs {
         &self,
         name: &str,
         progress: &TerminalProgress,
+        cancel: &Cancel,
     ) -> Result<(ModelFiles, LoadedModel)> {
         let device = self.device.choice().device()?;
-        let files = hub::resolve_model(name, progress)?;
+        let files = hub::resolve_model(name, progress, cancel)?;
         let model = LoadedModel::load(&files, name, &device)?;
         Ok((files, model))
     }
@@ -243,8 +248,8 @@ pub struct NamedAdapter {
 
 impl NamedAdapter {
     /// Finds (downloads when it is a Hub id not yet cached) and checks the adapter `spec`.
-    pub fn resolve(spec: &Path, progress: &TerminalProgress) -> Result<Self> {
-        let path = hub::resolve_adapter(spec, progress)?;
+    pub fn resolve(spec: &Path, progress: &TerminalProgress, cancel: &Cancel) -> Result<Self> {
+        let path = hub::resolve_adapter(spec, progress, cancel)?;
         let description = adapter::describe(&path)?;
         Ok(Self {
             spec: spec.to_path_buf(),
@@ -329,13 +334,14 @@ pub(super) fn load_with_adapter(
     merge: bool,
     settings: &mut SummarizeSettings,
     explicit: Option<&str>,
+    cancel: &Cancel,
 ) -> Result<(Summarizer, Option<&'static str>)> {
     let progress = TerminalProgress::new();
     let named = adapter
-        .map(|spec| NamedAdapter::resolve(spec, &progress))
+        .map(|spec| NamedAdapter::resolve(spec, &progress, cancel))
         .transpose()?;
     let model_name = model.name(named.as_ref())?;
-    let mut summarizer = Summarizer::new(model.load(&model_name, &progress)?.1);
+    let mut summarizer = Summarizer::new(model.load(&model_name, &progress, cancel)?.1);
     let name = match named {
         Some(named) => {
             let files = named.read_for(&summarizer.model)?;
@@ -362,13 +368,31 @@ pub(super) fn load_with_adapter(
 
 pub fn run(args: SummarizeArgs, cancel: &Cancel) -> Result<()> {
     let (mut settings, explicit) = asked_settings(&args.prompt, &args.generation)?;
-    let dialogues = args.import.load(&args.input, "test", false)?.dialogues;
+    let dialogues = args
+        .import
+        .load(&args.input, "test", false, cancel)?
+        .dialogues;
+    let as_folder = args.output.is_dir() || args.output.to_string_lossy().ends_with(['/', '\\']);
+    // The output rule, before the work: nothing of the user's is replaced without --overwrite.
+    let destination = if as_folder {
+        for file in folder_files(&dialogues) {
+            check_new_file(&args.output.join(file), args.overwrite, "--output")?;
+        }
+        None
+    } else {
+        Some(Destination::checked(
+            &args.output,
+            args.overwrite,
+            "--output",
+        )?)
+    };
     let (summarizer, adapter_name) = load_with_adapter(
         &args.model,
         args.adapter.as_deref(),
         args.merge,
         &mut settings,
         explicit.as_deref(),
+        cancel,
     )?;
     let progress = TerminalProgress::new();
     let summaries = summarize_all(
@@ -381,11 +405,9 @@ pub fn run(args: SummarizeArgs, cancel: &Cancel) -> Result<()> {
         cancel,
         &progress,
     )?;
-    let as_folder = args.output.is_dir() || args.output.to_string_lossy().ends_with('/');
-    let written = if as_folder {
-        write_folder(&args.output, &dialogues, &summaries)
-    } else {
-        write_jsonl(&args.output, &dialogues, &summaries)
+    let written = match destination {
+        None => write_folder(&args.output, &dialogues, &summaries),
+        Some(destination) => destination.write(jsonl(&dialogues, &summaries).as_bytes()),
     };
     written.map_err(|e| match e {
         Error::File {
@@ -431,7 +453,7 @@ pub(super) fn summarize_all(
     Ok(summaries)
 }
 
-fn write_jsonl(path: &Path, dialogues: &[Dialogue], summaries: &[LongSummary]) -> Result<()> {
+fn jsonl(dialogues: &[Dialogue], summaries: &[LongSummary]) -> String {
     let mut output = String::new();
     for (index, (dialogue, summary)) in dialogues.iter().zip(summaries).enumerate() {
         let row =
@@ -439,27 +461,24 @@ fn write_jsonl(path: &Path, dialogues: &[Dialogue], summaries: &[LongSummary]) -
         output.push_str(&row.to_string());
         output.push('\n');
     }
-    write_atomically(path, output.as_bytes())
+    output
 }
 
-/// One Markdown file per dialogue (title, participants, summary, the partial summaries folded
-/// away) and `index.csv` listing them.
-fn write_folder(folder: &Path, dialogues: &[Dialogue], summaries: &[LongSummary]) -> Result<()> {
-    std::fs::create_dir_all(folder).map_err(|e| Error::file(folder, e))?;
-    let mut index = String::from("file,title,participants,turns,windows,summary\n");
+/// The title of each dialogue (its id, else its position).
+fn title(dialogue: &Dialogue, number: usize) -> String {
+    match dialogue.id_or_position(number) {
+        serde_json::Value::String(text) => text,
+        other => other.to_string(),
+    }
+}
+
+/// The files a folder of summaries gets: one Markdown file per dialogue, named after its title
+/// (made unique), then `index.csv`.
+fn folder_files(dialogues: &[Dialogue]) -> Vec<String> {
     let mut used = std::collections::HashSet::new();
-    for (number, (dialogue, summary)) in dialogues.iter().zip(summaries).enumerate() {
-        let title = match dialogue.id_or_position(number) {
-            serde_json::Value::String(text) => text,
-            other => other.to_string(),
-        };
-        let mut participants: Vec<&str> = Vec::new();
-        for name in dialogue.turns.iter().filter_map(|t| t.speaker.as_deref()) {
-            if !participants.contains(&name) {
-                participants.push(name);
-            }
-        }
-        let stem: String = title
+    let mut files = Vec::new();
+    for (number, dialogue) in dialogues.iter().enumerate() {
+        let stem: String = title(dialogue, number)
             .chars()
             .map(|c| {
                 if c.is_alphanumeric() || "-_.".contains(c) {
@@ -474,6 +493,30 @@ fn write_folder(folder: &Path, dialogues: &[Dialogue], summaries: &[LongSummary]
         while !used.insert(file.clone()) {
             file = format!("{stem}-{copy}.md");
             copy += 1;
+        }
+        files.push(file);
+    }
+    files.push(INDEX_FILE.to_string());
+    files
+}
+
+const INDEX_FILE: &str = "index.csv";
+
+/// One Markdown file per dialogue (title, participants, summary, the partial summaries folded
+/// away) and `index.csv` listing them.
+fn write_folder(folder: &Path, dialogues: &[Dialogue], summaries: &[LongSummary]) -> Result<()> {
+    let made = NewFolder::create(folder)?;
+    let mut index = String::from("file,title,participants,turns,windows,summary\n");
+    let files = folder_files(dialogues);
+    for (number, ((dialogue, summary), file)) in
+        dialogues.iter().zip(summaries).zip(files).enumerate()
+    {
+        let title = title(dialogue, number);
+        let mut participants: Vec<&str> = Vec::new();
+        for name in dialogue.turns.iter().filter_map(|t| t.speaker.as_deref()) {
+            if !participants.contains(&name) {
+                participants.push(name);
+            }
         }
         let named = if participants.is_empty() {
             "not named in the transcript".to_string()
@@ -510,7 +553,9 @@ fn write_folder(folder: &Path, dialogues: &[Dialogue], summaries: &[LongSummary]
         index.push_str(&row.join(","));
         index.push('\n');
     }
-    write_atomically(&folder.join("index.csv"), index.as_bytes())
+    write_atomically(&folder.join(INDEX_FILE), index.as_bytes())?;
+    made.keep();
+    Ok(())
 }
 
 fn csv_field(text: &str) -> String {

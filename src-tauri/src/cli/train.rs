@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use dialora_engine::fsutil::write_atomically;
+use dialora_engine::fsutil::{check_new_file, write_atomically};
 use dialora_engine::summarize::DEFAULT_PROMPT;
 use dialora_engine::task::Cancel;
 use dialora_engine::train::{Schedule, TrainData, TrainEvent, TrainRequest, TrainSettings, train};
@@ -37,13 +37,13 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "full")]
     init_adapter: Option<PathBuf>,
     /// LoRA rank.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, allow_negative_numbers = true)]
     rank: usize,
     /// LoRA alpha (the update is scaled by alpha / rank).
-    #[arg(long, default_value_t = 32.0)]
+    #[arg(long, default_value_t = 32.0, allow_hyphen_values = true)]
     alpha: f64,
     /// Dropout on the LoRA path.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, allow_hyphen_values = true)]
     dropout: f64,
     /// Modules to adapt, comma-separated (q, k, v, o, wi, wi_0, wi_1, wo, lm_head).
     #[arg(long, default_value = "q,v", value_delimiter = ',')]
@@ -54,42 +54,42 @@ pub struct TrainArgs {
     /// Train every weight of the model instead of an adapter.
     #[arg(long)]
     full: bool,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_hyphen_values = true)]
     learning_rate: f64,
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, allow_hyphen_values = true)]
     weight_decay: f64,
     /// Examples per forward pass.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, allow_negative_numbers = true)]
     batch_size: usize,
     /// Forward passes per optimizer step (the step sees batch-size x this many examples).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     gradient_accumulation: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     epochs: usize,
     /// Stop after this many optimizer steps (overrides --epochs).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     max_steps: Option<usize>,
     /// Steps of linear warm-up from 0 to the learning rate.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     warmup_steps: usize,
     #[arg(long, value_enum, default_value = "linear")]
     lr_schedule: ScheduleArg,
     /// Clip the gradient's global norm to this (0: off).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     max_grad_norm: f64,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true)]
     seed: u64,
     /// Keep the data's order instead of shuffling every epoch.
     #[arg(long)]
     no_shuffle: bool,
     /// Longest prompt in tokens; longer dialogues are cut (with a warning).
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, allow_negative_numbers = true)]
     max_source_length: usize,
     /// Longest summary in tokens.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, allow_negative_numbers = true)]
     max_target_length: usize,
     /// The model's own dropout (default: the model's dropout_rate).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     model_dropout: Option<f64>,
     #[command(flatten)]
     template: TemplateArgs,
@@ -97,10 +97,10 @@ pub struct TrainArgs {
     #[arg(long)]
     include_drafts: bool,
     /// Compute the validation loss every N steps (and at the end).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     eval_every: Option<usize>,
     /// Write a checkpoint every N steps (one is always written when stopped with Ctrl-C).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     checkpoint_every: Option<usize>,
     /// Continue the unfinished run in --output from its checkpoint.
     #[arg(long)]
@@ -164,10 +164,15 @@ impl TrainArgs {
     }
 }
 
-fn read_data(import: &ImportArgs, path: &Path, default_split: &str) -> Result<TrainData> {
+fn read_data(
+    import: &ImportArgs,
+    path: &Path,
+    default_split: &str,
+    cancel: &Cancel,
+) -> Result<TrainData> {
     Ok(TrainData {
         source: path.to_path_buf(),
-        dialogues: import.load(path, default_split, false)?.dialogues,
+        dialogues: import.load(path, default_split, false, cancel)?.dialogues,
     })
 }
 
@@ -216,19 +221,23 @@ pub fn run(args: TrainArgs, cancel: &Cancel) -> Result<()> {
     let init = args
         .init_adapter
         .as_deref()
-        .map(|spec| NamedAdapter::resolve(spec, &progress))
+        .map(|spec| NamedAdapter::resolve(spec, &progress, cancel))
         .transpose()?;
     let settings = args.settings(init.as_ref())?;
     settings.validate()?;
-    let train_data = read_data(&args.import, &args.train, "train")?;
+    if let Some(log) = &args.log {
+        // A resumed run keeps the log's lines up to its checkpoint; a new one replaces it.
+        check_new_file(log, args.overwrite || args.resume, "--log")?;
+    }
+    let train_data = read_data(&args.import, &args.train, "train", cancel)?;
     let validation = args
         .validation
         .as_deref()
-        .map(|path| read_data(&args.import, path, "validation"))
+        .map(|path| read_data(&args.import, path, "validation", cancel))
         .transpose()?;
     // Without --model: the base model the adapter training continues names.
     let model_name = args.model.name(init.as_ref())?;
-    let (files, mut model) = args.model.load(&model_name, &progress)?;
+    let (files, mut model) = args.model.load(&model_name, &progress, cancel)?;
     if let Some(init) = &init {
         init.read_for(&model)?;
     }

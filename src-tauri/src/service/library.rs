@@ -7,7 +7,7 @@ use std::time::UNIX_EPOCH;
 
 use dialora_engine::fsutil::write_atomically;
 use dialora_engine::summarize::Summarizer;
-use dialora_engine::task::ProgressSink;
+use dialora_engine::task::{Cancel, ProgressSink};
 use dialora_engine::{Error, Result, adapter, hub, train};
 use dialora_ui::protocol::{AdapterEntry, DataRequest, IfExists, InterruptedRun, TrainOptions};
 use serde::{Deserialize, Serialize};
@@ -188,7 +188,7 @@ impl Library {
     /// Writes the adapter as one shareable file whose card carries its last scores.
     pub fn export(&self, name: &str, file: &Path) -> Result<()> {
         let folder = self.existing(name)?;
-        adapter::export(&folder, file, self.scores(name))
+        write_atomically(file, &adapter::export(&folder, self.scores(name))?)
     }
 
     /// Copies an adapter file or PEFT folder, or the adapter of a Hub id such as
@@ -201,8 +201,9 @@ impl Library {
         source: &Path,
         if_exists: IfExists,
         progress: &dyn ProgressSink,
+        cancel: &Cancel,
     ) -> Result<Imported> {
-        let local = hub::resolve_adapter(source, progress)?;
+        let local = hub::resolve_adapter(source, progress, cancel)?;
         let files = adapter::read_to_copy(&local)?;
         let card = files.card_json();
         let named = card

@@ -50,35 +50,23 @@ impl ServiceConfig {
             .unwrap_or_else(|| PathBuf::from("dialora-data"));
         Self {
             home,
-            memory_bytes: machine_memory(),
+            memory_bytes: dialora_engine::runtime::machine_memory(),
             picker: None,
         }
     }
 }
 
-/// Total memory from /proc/meminfo (0 when unknown).
-fn machine_memory() -> u64 {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    text.lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// The engine on a worker thread of this process. Dropping it (closing the window) cancels the
 /// running task and waits for it to stop safely: a training run writes its checkpoint first.
 pub struct InProcess {
-    commands: Option<Sender<Command>>,
+    /// Each command for the worker goes with its own cancel flag.
+    commands: Option<Sender<(Command, Cancel)>>,
+    /// The flags of the commands sent to the worker and not yet done (queued or running): a
+    /// Cancel stops them all, the queued ones before they start.
+    issued: Vec<Cancel>,
     /// The events for [`Backend::poll`]; none when they go to a sink.
     events: Option<Receiver<Event>>,
     emitter: Emitter,
-    cancel: Cancel,
     shutdown: Cancel,
     picker: Option<Picker>,
     /// The settings as last saved or loaded, where dialogs open.
@@ -131,7 +119,7 @@ impl InProcess {
                 sink(event);
             }))
         };
-        let (cancel, shutdown) = (Cancel::new(), Cancel::new());
+        let shutdown = Cancel::new();
         let picker = config.picker.clone();
         let (settings_writer, to_write) = mpsc::channel::<Settings>();
         let writer = {
@@ -170,20 +158,19 @@ impl InProcess {
                 .ok()
         };
         let worker = {
-            let (emitter, cancel, shutdown) = (emitter.clone(), cancel.clone(), shutdown.clone());
+            let (emitter, shutdown) = (emitter.clone(), shutdown.clone());
             std::thread::Builder::new()
                 .name("dialora-engine".into())
                 .spawn(move || {
-                    worker::Worker::new(config, emitter, cancel, shutdown, datasets)
-                        .serve(command_receiver)
+                    worker::Worker::new(config, emitter, shutdown, datasets).serve(command_receiver)
                 })
                 .ok()
         };
         Self {
             commands: Some(command_sender),
+            issued: Vec::new(),
             events: None,
             emitter,
-            cancel,
             shutdown,
             picker,
             settings,
@@ -225,7 +212,7 @@ impl Backend for InProcess {
     fn send(&mut self, command: Command) {
         // Cancel and dialogs act at once; everything else waits its turn on the worker.
         match command {
-            Command::Cancel => self.cancel.cancel(),
+            Command::Cancel => self.issued.iter().for_each(Cancel::cancel),
             Command::Pick { purpose, current } => self.pick(purpose, current),
             Command::ShowLog => self.emitter.emit(Event::Log {
                 path: self.log.path().display().to_string(),
@@ -244,7 +231,11 @@ impl Backend for InProcess {
                     }
                 }
                 if let Some(commands) = &self.commands {
-                    let _ = commands.send(command);
+                    // The worker drops a command's flag when it is done with it.
+                    self.issued.retain(Cancel::shared);
+                    let cancel = Cancel::new();
+                    self.issued.push(cancel.clone());
+                    let _ = commands.send((command, cancel));
                 }
             }
         }
@@ -260,9 +251,9 @@ impl Backend for InProcess {
 
 impl Drop for InProcess {
     fn drop(&mut self) {
-        // Shutdown first: the worker checks it after clearing `cancel` for a new task.
+        // Shutdown first: the worker checks it before taking the next command.
         self.shutdown.cancel();
-        self.cancel.cancel();
+        self.issued.iter().for_each(Cancel::cancel);
         // Closing the channel ends the worker's loop once the running task has stopped.
         self.commands = None;
         self.settings_writer = None;

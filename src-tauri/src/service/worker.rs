@@ -58,6 +58,7 @@ struct LastEvaluation {
 pub struct Worker {
     config: ServiceConfig,
     emitter: Emitter,
+    /// The running command's own cancel flag.
     cancel: Cancel,
     shutdown: Cancel,
     library: Library,
@@ -80,7 +81,6 @@ impl Worker {
     pub fn new(
         config: ServiceConfig,
         emitter: Emitter,
-        cancel: Cancel,
         shutdown: Cancel,
         datasets: Arc<Mutex<Datasets>>,
     ) -> Self {
@@ -89,7 +89,7 @@ impl Worker {
         Self {
             config,
             emitter,
-            cancel,
+            cancel: Cancel::new(),
             shutdown,
             library,
             datasets,
@@ -103,14 +103,21 @@ impl Worker {
         }
     }
 
-    pub fn serve(mut self, commands: Receiver<Command>) {
-        while let Ok(command) = commands.recv() {
-            // A cancel pressed while nothing ran must not stop the next task; a shutdown must.
-            self.cancel.reset();
+    pub fn serve(mut self, commands: Receiver<(Command, Cancel)>) {
+        while let Ok((command, cancel)) = commands.recv() {
             if self.shutdown.is_cancelled() {
                 break;
             }
-            self.handle(command);
+            self.cancel = cancel;
+            // Cancelled while it waited its turn: it ends as cancelled without starting.
+            match command.task() {
+                Some(task) if self.cancel.is_cancelled() => {
+                    self.task(task, |_| Err(Error::Cancelled))
+                }
+                _ => self.handle(command),
+            }
+            // Done with its flag: the sender forgets it.
+            self.cancel = Cancel::new();
         }
     }
 
@@ -188,7 +195,7 @@ impl Worker {
                 let progress = self.emitter.progress(Task::Library);
                 match self
                     .library
-                    .import(Path::new(&path), if_exists, &progress)?
+                    .import(Path::new(&path), if_exists, &progress, &self.cancel)?
                 {
                     Imported::Added(name) => {
                         self.emit_library();
@@ -289,7 +296,7 @@ impl Worker {
             return Err(Error::settings("choose a model or a model folder first"));
         }
         let progress = self.emitter.progress(Task::LoadModel);
-        let files = hub::resolve_model(source, &progress)?;
+        let files = hub::resolve_model(source, &progress, &self.cancel)?;
         let device = match device {
             Device::Auto => DeviceChoice::Auto,
             Device::Cpu => DeviceChoice::Cpu,
@@ -379,7 +386,8 @@ impl Worker {
         let progress = self.emitter.progress(Task::ImportData);
         let mut warnings = Vec::new();
         let mut read = |spec: &str, split: &str| -> Result<(TrainData, String)> {
-            let imported = hub::import_data(Path::new(spec), split, &options, &progress)?;
+            let imported =
+                hub::import_data(Path::new(spec), split, &options, &progress, &self.cancel)?;
             warnings.extend(imported.warnings.iter().map(|w| w.to_string()));
             let format = format!("{:?}", imported.format).to_uppercase();
             Ok((
