@@ -304,8 +304,6 @@ fn tokenize(model: &LoadedModel, data: &TrainData, settings: &TrainSettings) -> 
     })
 }
 
-/// A fresh adapter as PEFT initialises one: A uniform in ±1/sqrt(in_features) (Kaiming with
-/// a = sqrt(5)), B zero, so that training starts from the base model exactly.
 /// About how many bytes a run takes: the model's weights, four f32 copies of what is trained
 /// (weights, gradients, AdamW's moments), and each example's activations kept for the backward
 /// pass (every layer's hidden states, attention scores and feed-forward values).
@@ -340,6 +338,8 @@ pub fn memory_needed(t5: &T5, settings: &TrainSettings, examples: usize) -> f64 
     4.0 * (parameters + 4.0 * trainable + activations)
 }
 
+/// A fresh adapter as PEFT initialises one: A uniform in ±1/sqrt(in_features) (Kaiming with
+/// a = sqrt(5)), B zero, so that training starts from the base model exactly.
 fn new_adapter(t5: &T5, settings: &TrainSettings, base_model: &str) -> Result<Adapter> {
     let shapes = t5.linear_shapes();
     let last_names: std::collections::BTreeSet<&str> = shapes

@@ -714,8 +714,9 @@ fn summaries_into_a_closed_pipe() {
 fn ctrl_c_while_summarizing_writes_nothing() {
     let work = workspace();
     let dir = work.path();
-    // Distinct dialogues (duplicates would add warnings), enough for seconds of work.
-    let many: String = (0..300)
+    // Distinct dialogues (duplicates would add warnings), each generated to its full length by
+    // beam search: a minute of work, so that the interrupt lands in it on any machine.
+    let many: String = (0..3000)
         .map(|i| {
             let row = serde_json::json!({
                 "id": format!("d{i}"),
@@ -734,7 +735,11 @@ fn ctrl_c_while_summarizing_writes_nothing() {
         "--output".into(),
         dir.join("summaries.jsonl").into(),
         "--max-new-tokens".into(),
-        "32".into(),
+        "64".into(),
+        "--min-new-tokens".into(),
+        "64".into(),
+        "--num-beams".into(),
+        "4".into(),
     ];
     let script = "\"$0\" \"$@\" & pid=$!; sleep 0.5; kill -INT $pid 2>/dev/null; wait $pid";
     let run = run_measured(&mut with_stdout(dir, script, &as_args(&args)));
