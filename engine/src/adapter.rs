@@ -397,16 +397,7 @@ pub fn write_folder<'a>(
 /// The output rule for an adapter folder to be written: neither of its files may be replaced
 /// unless `overwrite`, and only when they are regular files.
 pub fn check_new_folder(folder: &Path, overwrite: bool) -> Result<()> {
-    if folder.exists() && !folder.is_dir() {
-        return Err(Error::exists(
-            folder,
-            "is a file, and --output names the adapter folder to write",
-        ));
-    }
-    for name in [CONFIG_FILE, WEIGHTS_FILE] {
-        crate::fsutil::check_new_file(&folder.join(name), overwrite, "--output")?;
-    }
-    Ok(())
+    crate::fsutil::check_new_files(folder, &[CONFIG_FILE, WEIGHTS_FILE], overwrite)
 }
 
 /// The config as PEFT writes it: every key `LoraConfig` has, so any PEFT version reads it.

@@ -31,6 +31,21 @@ pub fn check_new_file(path: &Path, overwrite: bool, flag: &str) -> Result<()> {
     }
 }
 
+/// The output rule for a folder a command writes the files `names` into: it must not be a file,
+/// and none of `names` in it may be replaced unless `overwrite` (see `check_new_file`).
+pub fn check_new_files(folder: &Path, names: &[&str], overwrite: bool) -> Result<()> {
+    if folder.exists() && !folder.is_dir() {
+        return Err(Error::exists(
+            folder,
+            "is a file, and --output names the folder to write into",
+        ));
+    }
+    for name in names {
+        check_new_file(&folder.join(name), overwrite, "--output")?;
+    }
+    Ok(())
+}
+
 fn not_regular(path: &Path) -> Error {
     Error::exists(
         path,

@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::data::Dialogue;
 use crate::error::{Error, Result};
 use crate::eval::Run;
-use crate::fsutil::{NewFolder, check_new_file, write_atomically};
+use crate::fsutil::{NewFolder, check_new_files, write_atomically};
 
 const COLORS: [&str; 6] = [
     "#7a869a", "#2f6fde", "#e07b24", "#2a9d5c", "#b8437a", "#8a6cd1",
@@ -70,16 +70,7 @@ const FILES: [&str; 8] = [
 /// The output rule for a report folder, checked before the evaluation: a report there is kept
 /// unless `overwrite`, and only regular files are replaced.
 pub fn check_new(folder: &Path, overwrite: bool) -> Result<()> {
-    if folder.exists() && !folder.is_dir() {
-        return Err(Error::exists(
-            folder,
-            "is a file, and --output names the report folder to write",
-        ));
-    }
-    for name in FILES {
-        check_new_file(&folder.join(name), overwrite, "--output")?;
-    }
-    Ok(())
+    check_new_files(folder, &FILES, overwrite)
 }
 
 /// Writes the report of `runs` (the baseline first) into `folder`, with the loss curves of

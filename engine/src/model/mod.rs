@@ -127,9 +127,7 @@ impl ModelFiles {
             tokenizer,
         })
     }
-}
 
-impl ModelFiles {
     /// The folder's config.json, read and checked (a T5-family model we run).
     pub fn read_config(&self) -> Result<t5::Config> {
         let bytes = std::fs::read(&self.config).map_err(|e| Error::file(&self.config, e))?;
@@ -268,7 +266,7 @@ fn check_sizes(
         path.file_name()
             .map_or(String::new(), |n| n.to_string_lossy().into_owned())
     };
-    let expect = |name: &str, dims: &[usize], field: &str| match shapes.get(name) {
+    let must_be = |name: &str, dims: &[usize], field: &str| match shapes.get(name) {
         Some((shape, file)) if shape.as_slice() != dims => Err((
             field.to_string(),
             format!(
@@ -286,7 +284,7 @@ fn check_sizes(
     .into_iter()
     .find(|name| shapes.contains_key(*name))
     .unwrap_or("shared.weight");
-    expect(
+    must_be(
         embedding,
         &[c.vocab_size, c.d_model],
         "vocab_size (or d_model)",
@@ -294,12 +292,12 @@ fn check_sizes(
     let inner = c.num_heads * c.d_kv;
     for stack in ["encoder", "decoder"] {
         let attention = format!("{stack}.block.0.layer.0.SelfAttention");
-        expect(
+        must_be(
             &format!("{attention}.q.weight"),
             &[inner, c.d_model],
             "num_heads (or d_kv)",
         )?;
-        expect(
+        must_be(
             &format!("{attention}.relative_attention_bias.weight"),
             &[c.relative_attention_num_buckets, c.num_heads],
             "relative_attention_num_buckets (or num_heads)",
@@ -307,7 +305,7 @@ fn check_sizes(
     }
     let ffn = "encoder.block.0.layer.1.DenseReluDense";
     for name in ["wi", "wi_0"] {
-        expect(
+        must_be(
             &format!("{ffn}.{name}.weight"),
             &[c.d_ff, c.d_model],
             "d_ff",

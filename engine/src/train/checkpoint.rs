@@ -126,8 +126,8 @@ pub(super) fn fingerprint(
     let mut settings = settings.clone();
     settings.eval_every = None;
     settings.checkpoint_every = None;
-    // FNV-1a over the tokenized data: the same files and tokenizer give the same number.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    // Over the tokenized data: the same files and tokenizer give the same number.
+    let mut data = Checksum::new();
     for pair in pairs {
         for &id in pair
             .source
@@ -135,15 +135,13 @@ pub(super) fn fingerprint(
             .chain([u32::MAX].iter())
             .chain(&pair.target)
         {
-            for byte in id.to_le_bytes() {
-                hash = (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
-            }
+            data.add(&id.to_le_bytes());
         }
     }
     serde_json::json!({
         "settings": settings,
         "model": model,
-        "data": format!("{hash:016x}"),
+        "data": data.hex(),
         "init_adapter": init_adapter.map(|p| p.display().to_string()),
     })
 }
@@ -199,7 +197,8 @@ pub(super) fn save(
 
 const CHECKSUM_KEY: &str = "dialora.checksum";
 
-/// FNV-1a, 64 bits: enough to tell a checkpoint whose bytes changed on disk from the one saved.
+/// FNV-1a, 64 bits: enough to tell a checkpoint whose bytes changed on disk from the one saved,
+/// or data that changed from the data a run was started on.
 struct Checksum(u64);
 
 impl Checksum {

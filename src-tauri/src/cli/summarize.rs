@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use dialora_engine::adapter::{self, AdapterFiles};
 use dialora_engine::data::{Dialogue, Speakers};
-use dialora_engine::fsutil::{NewFolder, check_new_file, write_atomically};
+use dialora_engine::fsutil::{NewFolder, check_new_files, write_atomically};
 use dialora_engine::generate::{EarlyStopping, GenerationConfig};
 use dialora_engine::long_input::{self, LongInput, LongSummary};
 use dialora_engine::lora::Adapter;
@@ -375,9 +375,9 @@ pub fn run(args: SummarizeArgs, cancel: &Cancel) -> Result<()> {
     let as_folder = args.output.is_dir() || args.output.to_string_lossy().ends_with(['/', '\\']);
     // The output rule, before the work: nothing of the user's is replaced without --overwrite.
     let destination = if as_folder {
-        for file in folder_files(&dialogues) {
-            check_new_file(&args.output.join(file), args.overwrite, "--output")?;
-        }
+        let files = folder_files(&dialogues);
+        let names: Vec<&str> = files.iter().map(String::as_str).collect();
+        check_new_files(&args.output, &names, args.overwrite)?;
         None
     } else {
         Some(Destination::checked(
