@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub use dialora_settings::{Sentence, Words};
+
 /// Result alias used across the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -17,15 +19,18 @@ pub enum Error {
         problem: FileProblem,
     },
     /// A file was read but its content is not usable; `line` is 1-based when known.
-    #[error("{}", format_invalid(.path, *.line, .message))]
+    #[error("{}", format_invalid(.path, *.line, &.message.to_string()))]
     Invalid {
         path: PathBuf,
         line: Option<usize>,
-        message: String,
+        message: Sentence,
     },
     /// A setting or request is not acceptable (bad option value, incompatible adapter).
     #[error("{0}")]
     Settings(String),
+    /// A setting's value cannot be used; it names the setting, which each front end words.
+    #[error("{0}")]
+    Refused(#[from] dialora_settings::Refusal),
     /// Downloading from the model hub failed.
     #[error("{message}")]
     Hub {
@@ -170,7 +175,7 @@ impl Error {
         }
     }
 
-    pub fn invalid(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+    pub fn invalid(path: impl Into<PathBuf>, message: impl Into<Sentence>) -> Self {
         Error::Invalid {
             path: path.into(),
             line: None,
@@ -178,7 +183,7 @@ impl Error {
         }
     }
 
-    pub fn invalid_at(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
+    pub fn invalid_at(path: impl Into<PathBuf>, line: usize, message: impl Into<Sentence>) -> Self {
         Error::Invalid {
             path: path.into(),
             line: Some(line),
@@ -197,6 +202,19 @@ impl Error {
         }
     }
 
+    /// The error in a front end's words; `Display` gives the command line's.
+    pub fn worded(&self, words: &dyn Words) -> String {
+        match self {
+            Error::Invalid {
+                path,
+                line,
+                message,
+            } => format_invalid(path, *line, &message.worded(words)),
+            Error::Refused(refusal) => refusal.worded(words),
+            other => other.to_string(),
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
             Error::File { problem, .. } => match problem {
@@ -207,7 +225,7 @@ impl Error {
                 FileProblem::Other => Kind::FileFailed,
             },
             Error::Invalid { .. } => Kind::Invalid,
-            Error::Settings(_) => Kind::Settings,
+            Error::Settings(_) | Error::Refused(_) => Kind::Settings,
             Error::Hub { problem, .. } => match problem {
                 HubProblem::Offline => Kind::Offline,
                 HubProblem::NotFound => Kind::NotOnHub,

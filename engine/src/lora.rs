@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::gemm::matmul;
+use crate::model::t5::{Dropout, apply_mask};
 
 /// Which modules an adapter targets: PEFT accepts a list of names (matched against the end of the
 /// module path) or one regular expression (matched against the whole path).
@@ -229,6 +230,32 @@ impl Adapter {
     }
 }
 
+impl Adapter {
+    /// Every LoRA weight with its name as gradients and checkpoints name it
+    /// (`{module}.lora_A.weight`, `{module}.lora_B.weight`).
+    pub fn weights(&self) -> impl Iterator<Item = (String, &Tensor)> {
+        self.layers
+            .iter()
+            .flat_map(|(module, lora)| lora_names(module).into_iter().zip([&lora.a, &lora.b]))
+    }
+
+    /// [`Adapter::weights`], to change.
+    pub fn weights_mut(&mut self) -> impl Iterator<Item = (String, &mut Tensor)> {
+        self.layers.iter_mut().flat_map(|(module, lora)| {
+            lora_names(module)
+                .into_iter()
+                .zip([&mut lora.a, &mut lora.b])
+        })
+    }
+}
+
+fn lora_names(module: &str) -> [String; 2] {
+    [
+        format!("{module}.lora_A.weight"),
+        format!("{module}.lora_B.weight"),
+    ]
+}
+
 /// A bias-free linear layer `y = x W^T` that adds the active adapter's update for its module path.
 #[derive(Debug, Clone)]
 pub struct Linear {
@@ -273,31 +300,43 @@ impl Linear {
 
     /// `xs (..., in)` to `(..., out)`; leading dimensions are folded into one matrix multiply.
     pub fn forward(&self, xs: &Tensor, adapter: Option<&Adapter>) -> Result<Tensor> {
-        let flat = flatten(xs)?;
-        let out = match crate::model::cpu::few_rows_matmul(&flat, &self.weight)? {
-            Some(out) => out,
-            None => matmul(&flat, &self.weight.t()?)?,
-        };
-        self.finish(out, &flat, xs, adapter)
+        Ok(self.forward_taped(xs, adapter, &mut None)?.0)
+    }
+
+    /// [`Linear::forward`] with the LoRA path's dropout when training, and what the backward pass
+    /// needs.
+    pub(crate) fn forward_taped(
+        &self,
+        xs: &Tensor,
+        adapter: Option<&Adapter>,
+        dropout: &mut Option<Dropout>,
+    ) -> Result<(Tensor, LinearTape)> {
+        let mut outputs = Self::forward_each(&[self], xs, adapter, dropout)?;
+        Ok(outputs.remove(0))
     }
 
     /// Each of `linears` applied to the same `xs`: while decoding, their products share one pass
     /// over the threads.
-    pub fn forward_each(
+    pub(crate) fn forward_each(
         linears: &[&Linear],
         xs: &Tensor,
         adapter: Option<&Adapter>,
-    ) -> Result<Vec<Tensor>> {
+        dropout: &mut Option<Dropout>,
+    ) -> Result<Vec<(Tensor, LinearTape)>> {
         let flat = flatten(xs)?;
         let weights: Vec<&Tensor> = linears.iter().map(|l| &l.weight).collect();
-        match crate::model::cpu::few_rows_matmuls(&flat, &weights)? {
-            Some(outs) => linears
+        let products = match crate::model::cpu::few_rows_matmuls(&flat, &weights)? {
+            Some(products) => products,
+            None => weights
                 .iter()
-                .zip(outs)
-                .map(|(linear, out)| linear.finish(out, &flat, xs, adapter))
-                .collect(),
-            None => linears.iter().map(|l| l.forward(xs, adapter)).collect(),
-        }
+                .map(|w| matmul(&flat, &w.t()?))
+                .collect::<candle_core::Result<Vec<_>>>()?,
+        };
+        linears
+            .iter()
+            .zip(products)
+            .map(|(linear, out)| linear.finish(out, flat.clone(), xs, adapter, dropout))
+            .collect()
     }
 
     /// Adds the adapter's update to the base product `out` of `flat` and restores `xs`'s leading
@@ -305,17 +344,26 @@ impl Linear {
     fn finish(
         &self,
         mut out: Tensor,
-        flat: &Tensor,
+        flat: Tensor,
         xs: &Tensor,
         adapter: Option<&Adapter>,
-    ) -> Result<Tensor> {
-        if let Some(lora) = adapter.and_then(|a| a.layers.get(&self.name)) {
-            let update = matmul(&matmul(flat, &lora.a.t()?)?, &lora.b.t()?)?;
-            out = (out + (update * lora.scale)?)?;
-        }
+        dropout: &mut Option<Dropout>,
+    ) -> Result<(Tensor, LinearTape)> {
+        let lora = match adapter.and_then(|a| Some((a, a.layers.get(&self.name)?))) {
+            Some((adapter, lora)) => {
+                let mask = match dropout {
+                    Some(dropout) => dropout.mask(adapter.config.lora_dropout, &flat)?,
+                    None => None,
+                };
+                let hidden = matmul(&apply_mask(&flat, &mask)?, &lora.a.t()?)?;
+                out = (out + (matmul(&hidden, &lora.b.t()?)? * lora.scale)?)?;
+                Some(LoraTape { mask, hidden })
+            }
+            None => None,
+        };
         let mut shape = xs.dims()[..xs.rank() - 1].to_vec();
         shape.push(self.out_features());
-        Ok(out.reshape(shape)?)
+        Ok((out.reshape(shape)?, LinearTape { input: flat, lora }))
     }
 
     /// Folds the adapter's update into the weight: `W + scale * B @ A`.
@@ -324,6 +372,21 @@ impl Linear {
         self.weight = (&self.weight + delta)?;
         Ok(())
     }
+}
+
+/// What a linear layer's forward pass keeps for the backward pass.
+pub(crate) struct LinearTape {
+    /// The input as one matrix `(rows, in)`.
+    pub input: Tensor,
+    pub lora: Option<LoraTape>,
+}
+
+/// The LoRA path's part of a [`LinearTape`].
+pub(crate) struct LoraTape {
+    /// The dropout mask on the input, when training drew one.
+    pub mask: Option<Tensor>,
+    /// `dropout(x) A^T`, `(rows, r)`.
+    pub hidden: Tensor,
 }
 
 /// `xs (..., in)` as one matrix `(rows, in)`.

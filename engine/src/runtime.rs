@@ -28,11 +28,10 @@ pub fn machine_memory() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Refuses, before it starts, work that would need more memory than this machine has, in the
-/// one line every such refusal uses: "`work` would need about … GB of memory and this machine
-/// has … GB: `advice`". `bytes` is computed in floating point, so an absurd setting cannot
-/// overflow it.
-pub fn check_memory(work: &str, bytes: f64, advice: &str) -> crate::Result<()> {
+/// What is missing when `work` would need more memory than this machine has, in the words every
+/// such refusal starts with: "`work` would need about … GB of memory and this machine has … GB".
+/// `bytes` is computed in floating point, so an absurd setting cannot overflow it.
+pub fn memory_shortfall(work: &str, bytes: f64) -> Option<String> {
     let limit = match std::env::var("DIALORA_MEMORY_LIMIT")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -40,12 +39,11 @@ pub fn check_memory(work: &str, bytes: f64, advice: &str) -> crate::Result<()> {
         Some(limit) => limit,
         None => machine_memory(),
     };
-    if limit == 0 || bytes <= limit as f64 {
-        return Ok(());
-    }
-    Err(crate::Error::settings(format!(
-        "{work} would need about {:.1} GB of memory and this machine has {:.1} GB: {advice}",
-        bytes / 1e9,
-        limit as f64 / 1e9
-    )))
+    (limit != 0 && bytes > limit as f64).then(|| {
+        format!(
+            "{work} would need about {:.1} GB of memory and this machine has {:.1} GB",
+            bytes / 1e9,
+            limit as f64 / 1e9
+        )
+    })
 }

@@ -13,8 +13,7 @@ use crate::model::LoadedModel;
 use crate::task::{Cancel, Progress, ProgressSink};
 use crate::tokenize::PaddedBatch;
 
-/// The prompt of the reference workflow (the PEFT + Flan-T5 + DialogSum notebook).
-pub const DEFAULT_PROMPT: &str = "Summarize the following conversation.\n\n{dialogue}\n\nSummary: ";
+pub use dialora_settings::DEFAULT_PROMPT;
 
 /// A kind of summary a person can ask for: a prompt template with a name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,11 +200,12 @@ impl Summarizer {
         });
         let longest = encoded.iter().map(|e| e.ids.len()).max().unwrap_or(0);
         let rows = settings.batch_size.min(encoded.len().max(1));
-        crate::runtime::check_memory(
-            "generating",
-            crate::generate::memory_needed(t5, rows, longest, &settings.generation),
-            "choose a smaller --max-new-tokens, --num-beams or --batch-size",
-        )?;
+        let needed = crate::generate::memory_needed(t5, rows, longest, &settings.generation);
+        if let Some(shortfall) = crate::runtime::memory_shortfall("generating", needed) {
+            return Err(Error::settings(format!(
+                "{shortfall}: choose a smaller --max-new-tokens, --num-beams or --batch-size"
+            )));
+        }
         let mut done = 0u64;
         for chunk in order.chunks(settings.batch_size) {
             cancel.check()?;

@@ -1,13 +1,17 @@
 //! Parity with transformers + PEFT, against the outputs recorded by `fixtures/make_fixtures.py`:
-//! tokenization, teacher-forced logits (within 1e-4) and greedy and beam search tokens (identical),
-//! for both T5 families, with and without adapters, with adapters switched per request, merged, and
-//! with an adapter written by dialora and loaded back by PEFT.
+//! tokenization, teacher-forced logits (within 1e-4) and greedy and beam search token ids and
+//! texts (identical; early stopping on, off and "never"; outputs cut by `max_new_tokens` before the
+//! end token), for both T5 families, with and without adapters, with adapters switched per
+//! request, merged, and with an adapter written by dialora and loaded back by PEFT; at every
+//! kernel level this CPU runs.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use dialora_engine::adapter;
-use dialora_engine::generate::{EarlyStopping, GenerationConfig};
+use dialora_engine::generate::{EarlyStopping, GenerationConfig, generate};
 use dialora_engine::model::{LoadedModel, ModelFiles};
 use dialora_engine::summarize::{SummarizeSettings, Summarizer};
 use dialora_engine::task::{Cancel, NoProgress};
@@ -90,10 +94,10 @@ fn generation_config(settings: &Value) -> GenerationConfig {
         min_new_tokens: get("min_new_tokens").unwrap_or(0.0) as usize,
         num_beams: get("num_beams").unwrap_or(1.0) as usize,
         length_penalty: get("length_penalty").unwrap_or(1.0) as f32,
-        early_stopping: if settings.get("early_stopping").and_then(Value::as_bool) == Some(true) {
-            EarlyStopping::Always
-        } else {
-            EarlyStopping::Heuristic
+        early_stopping: match settings.get("early_stopping") {
+            Some(Value::Bool(true)) => EarlyStopping::Always,
+            Some(Value::String(never)) if never == "never" => EarlyStopping::Never,
+            _ => EarlyStopping::Heuristic,
         },
         no_repeat_ngram_size: get("no_repeat_ngram_size").unwrap_or(0.0) as usize,
     }
@@ -143,7 +147,48 @@ fn check_generation(
             got, texts,
             "{case_name} {label}: summaries differ from transformers'"
         );
+        let ids = generate(
+            &summarizer.model.t5,
+            adapter.map(|name| summarizer.adapter(name).unwrap()),
+            &tensor(&matrix(&parity["input_ids"])),
+            &tensor(&matrix(&parity["attention_mask"])),
+            &settings.generation,
+            &Cancel::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            ids,
+            matrix(&output["ids"]),
+            "{case_name} {label}: token ids differ from transformers'"
+        );
     }
+}
+
+#[test]
+fn the_recorded_generations_cover_every_way_a_search_ends() {
+    let parity = parity();
+    let outputs = parity["cases"]["gated"]["outputs"].as_object().unwrap();
+    let early_stopping: Vec<&Value> = outputs
+        .values()
+        .filter_map(|o| o["settings"].get("early_stopping"))
+        .collect();
+    assert!(early_stopping.contains(&&Value::Bool(true)));
+    assert!(early_stopping.contains(&&Value::String("never".into())));
+    let cut_short = outputs.values().any(|o| {
+        let max = o["settings"]["max_new_tokens"].as_u64().unwrap() as usize;
+        matrix(&o["ids"])
+            .iter()
+            .any(|ids| ids.len() == max && ids.last() != Some(&1))
+    });
+    assert!(
+        cut_short,
+        "no output stopped at max_new_tokens before its end token"
+    );
+}
+
+#[test]
+fn passes_at_every_kernel_level() {
+    common::passes_at_every_kernel_level();
 }
 
 fn check_logits(summarizer: &Summarizer, adapter: Option<&str>, parity: &Value, case_name: &str) {

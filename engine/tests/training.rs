@@ -1,7 +1,10 @@
 //! Training parity with PyTorch + PEFT, against the runs recorded by
 //! `fixtures/make_training_fixtures.py`: per-step losses within 1e-3 relative and final LoRA weights
 //! within 1e-4, for a constant and a warmed-up linear schedule, for gradient accumulation against a
-//! batch twice as large, and for full fine-tuning of both T5 families.
+//! batch twice as large, and for full fine-tuning of both T5 families; the gradient norm each step
+//! logs within 1e-4 of `clip_grad_norm_`'s; at every kernel level this CPU runs.
+
+mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +14,9 @@ use dialora_engine::adapter;
 use dialora_engine::data::{ImportOptions, import};
 use dialora_engine::model::{LoadedModel, ModelFiles};
 use dialora_engine::task::Cancel;
-use dialora_engine::train::{Schedule, TrainData, TrainEvent, TrainRequest, TrainSettings, train};
+use dialora_engine::train::{
+    Schedule, StepRecord, TrainData, TrainEvent, TrainRequest, TrainSettings, train,
+};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -24,8 +29,12 @@ fn reference() -> Value {
 }
 
 /// Runs dialora's trainer as the reference run `name` was made, with `batch_size` examples per
-/// micro-batch and `accumulation` micro-batches per step; returns the step losses and the output.
-fn run_like_reference(name: &str, batch_size: usize, accumulation: usize) -> (Vec<f64>, PathBuf) {
+/// micro-batch and `accumulation` micro-batches per step; returns the step records and the output.
+fn run_like_reference(
+    name: &str,
+    batch_size: usize,
+    accumulation: usize,
+) -> (Vec<StepRecord>, PathBuf) {
     let reference = reference();
     let run = &reference["runs"][name];
     let model_name = run["model"].as_str().unwrap();
@@ -70,30 +79,42 @@ fn run_like_reference(name: &str, batch_size: usize, accumulation: usize) -> (Ve
         overwrite: false,
         settings,
     };
-    let mut losses = Vec::new();
+    let mut records = Vec::new();
     train(request, &Cancel::new(), &mut |event| {
         if let TrainEvent::Step(record) = event {
-            losses.push(record.loss);
+            records.push(record);
         }
     })
     .expect("training runs");
-    (losses, output)
+    (records, output)
 }
 
-fn assert_losses_match(name: &str, losses: &[f64]) {
-    let expected: Vec<f64> = reference()["runs"][name]["losses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    assert_eq!(losses.len(), expected.len(), "{name}: number of steps");
-    for (step, (got, want)) in losses.iter().zip(&expected).enumerate() {
-        let relative = (got - want).abs() / want.abs();
+/// The losses within 1e-3 and the gradient norms within 1e-4 of PyTorch's at every step.
+fn assert_losses_match(name: &str, records: &[StepRecord]) {
+    let run = &reference()["runs"][name];
+    let recorded = |key: &str| -> Vec<f64> {
+        run[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let (losses, norms) = (recorded("losses"), recorded("grad_norms"));
+    assert_eq!(records.len(), losses.len(), "{name}: number of steps");
+    for (record, (loss, norm)) in records.iter().zip(losses.iter().zip(&norms)) {
+        let step = record.step;
+        let relative = (record.loss - loss).abs() / loss.abs();
         assert!(
             relative < 1e-3,
-            "{name} step {}: loss {got} vs PyTorch {want} (relative {relative:e})",
-            step + 1
+            "{name} step {step}: loss {} vs PyTorch {loss} (relative {relative:e})",
+            record.loss
+        );
+        let relative = (record.grad_norm - norm).abs() / norm.abs();
+        assert!(
+            relative < 1e-4,
+            "{name} step {step}: gradient norm {} vs clip_grad_norm_ {norm} (relative {relative:e})",
+            record.grad_norm
         );
     }
 }
@@ -134,31 +155,36 @@ fn assert_weights_match(name: &str, output: &Path) {
 
 #[test]
 fn lora_training_matches_peft_with_a_constant_learning_rate() {
-    let (losses, output) = run_like_reference("lora-constant", 4, 1);
-    assert_losses_match("lora-constant", &losses);
+    let (records, output) = run_like_reference("lora-constant", 4, 1);
+    assert_losses_match("lora-constant", &records);
     assert_weights_match("lora-constant", &output);
 }
 
 #[test]
 fn gradient_accumulation_matches_a_batch_twice_as_large() {
-    let (losses, output) = run_like_reference("lora-constant", 2, 2);
-    assert_losses_match("lora-constant", &losses);
+    let (records, output) = run_like_reference("lora-constant", 2, 2);
+    assert_losses_match("lora-constant", &records);
     assert_weights_match("lora-constant", &output);
 }
 
 #[test]
 fn lora_training_matches_peft_with_warmup_and_linear_decay() {
-    let (losses, output) = run_like_reference("lora-linear-warmup", 4, 1);
-    assert_losses_match("lora-linear-warmup", &losses);
+    let (records, output) = run_like_reference("lora-linear-warmup", 4, 1);
+    assert_losses_match("lora-linear-warmup", &records);
     assert_weights_match("lora-linear-warmup", &output);
 }
 
 #[test]
 fn full_fine_tuning_matches_transformers_for_both_families() {
     for name in ["full-gated", "full-relu"] {
-        let (losses, output) = run_like_reference(name, 4, 1);
-        assert_losses_match(name, &losses);
+        let (records, output) = run_like_reference(name, 4, 1);
+        assert_losses_match(name, &records);
         let files = ModelFiles::in_folder(&output).expect("a complete model folder");
         LoadedModel::load(&files, name, &Device::Cpu).expect("the fine-tuned model loads");
     }
+}
+
+#[test]
+fn passes_at_every_kernel_level() {
+    common::passes_at_every_kernel_level();
 }

@@ -269,7 +269,7 @@ fn transcripts_without_summaries_become_an_adapter_by_correcting_drafts() {
     assert_eq!((data.with_summary, data.drafts), (4, 2));
     assert!(data.validation >= 1, "{data:?}");
     let train = harness.state().state.train.clone();
-    assert_eq!(train.prompt_template.as_deref(), Some(minutes.as_str()));
+    assert_eq!(train.prompt_template, minutes);
     assert!(
         train.batch_size <= data.train_examples && train.epochs > 1,
         "{train:?}"

@@ -7,7 +7,7 @@ use dialora::service::{InProcess, ServiceConfig};
 use dialora_tests::fixtures;
 use dialora_ui::Backend;
 use dialora_ui::presets::Preset;
-use dialora_ui::protocol::{Command, Device, Event, Outcome, Task};
+use dialora_ui::protocol::{Command, DEFAULT_PROMPT, Device, Event, Outcome, Task};
 
 #[test]
 fn a_cancel_stops_the_queued_train_before_it_starts() {
@@ -24,7 +24,7 @@ fn a_cancel_stops_the_queued_train_before_it_starts() {
     });
     service.send(Command::Train {
         name: "queued".into(),
-        settings: Preset::Quick.options(4, None),
+        settings: Preset::Quick.options(4, DEFAULT_PROMPT.to_string()),
     });
     service.send(Command::Cancel);
 

@@ -11,8 +11,8 @@ use dialora::shell::{self, WINDOW};
 use dialora_tests::fixtures;
 use dialora_ui::presets::Preset;
 use dialora_ui::protocol::{
-    BRIDGE_COMMAND, BRIDGE_EVENT, Columns, Command, DataRequest, Device, Event, OpenRequest,
-    Outcome, Task, Transcript,
+    BRIDGE_COMMAND, BRIDGE_EVENT, Columns, Command, DEFAULT_PROMPT, DataRequest, Device, Event,
+    OpenRequest, Outcome, Task, Transcript,
 };
 use tauri::Listener;
 use tauri::test::{MockRuntime, get_ipc_response, mock_builder};
@@ -142,11 +142,11 @@ fn the_webview_commands_drive_the_engine_from_a_model_to_a_summary() {
     };
     assert_eq!((data.train, data.validation), (9, 3), "{data:?}");
 
-    let mut settings = Preset::Quick.options(data.train, None);
+    let mut settings = Preset::Quick.options(data.train, DEFAULT_PROMPT.to_string());
     settings.rank = 4;
     settings.batch_size = 3;
     settings.max_steps = Some(2);
-    settings.eval_every = 2;
+    settings.eval_every = Some(2);
     let trained = shell.run(Command::Train {
         name: "support".into(),
         settings,

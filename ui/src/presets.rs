@@ -1,6 +1,8 @@
 //! Training presets in plain words, and the one-line explanation of each setting they fill in.
 
-use crate::protocol::TrainOptions;
+use dialora_settings::{Setting, Words};
+
+use crate::protocol::TrainSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preset {
@@ -61,32 +63,33 @@ impl Preset {
 
     /// The settings for `examples` training dialogues (with a summary), learning to answer
     /// `prompt_template`.
-    pub fn options(self, examples: usize, prompt_template: Option<String>) -> TrainOptions {
-        let recipe = TrainOptions {
+    pub fn options(self, examples: usize, prompt_template: String) -> TrainSettings {
+        let recipe = TrainSettings {
             rank: 32,
             alpha: 32.0,
-            dropout: 0.05,
+            lora_dropout: 0.05,
             targets: vec!["q".into(), "v".into()],
             learning_rate: 1e-3,
             batch_size: 8,
             epochs: 1,
             max_steps: None,
             max_source_length: 512,
-            eval_every: 50,
-            checkpoint_every: 50,
+            eval_every: Some(50),
+            checkpoint_every: Some(50),
             prompt_template,
             seed: 42,
+            ..TrainSettings::default()
         };
         let preset = match self {
-            Preset::Quick => TrainOptions {
+            Preset::Quick => TrainSettings {
                 rank: 8,
                 alpha: 16.0,
-                eval_every: 25,
-                checkpoint_every: 25,
+                eval_every: Some(25),
+                checkpoint_every: Some(25),
                 ..recipe
             },
             Preset::Balanced => recipe,
-            Preset::Best => TrainOptions {
+            Preset::Best => TrainSettings {
                 rank: 64,
                 alpha: 64.0,
                 targets: ["q", "k", "v", "o"].map(String::from).to_vec(),
@@ -105,18 +108,18 @@ impl Preset {
         let max_steps = (self == Preset::Quick && steps_per_epoch * epochs > 100).then_some(100);
         // A short run is validated and saved about ten times, not only at its end.
         let every = max_steps.unwrap_or(steps_per_epoch * epochs).div_ceil(10);
-        TrainOptions {
+        TrainSettings {
             batch_size,
             epochs,
             max_steps,
-            eval_every: preset.eval_every.min(every),
-            checkpoint_every: preset.checkpoint_every.min(every),
+            eval_every: preset.eval_every.map(|n| n.min(every)),
+            checkpoint_every: preset.checkpoint_every.map(|n| n.min(every)),
             ..preset
         }
     }
 
     /// The preset whose settings `options` are, for `examples` training dialogues.
-    pub fn of(options: &TrainOptions, examples: usize) -> Option<Preset> {
+    pub fn of(options: &TrainSettings, examples: usize) -> Option<Preset> {
         Preset::ALL
             .into_iter()
             .find(|p| p.options(examples, options.prompt_template.clone()) == *options)
@@ -124,7 +127,7 @@ impl Preset {
 }
 
 /// Each setting's name in plain words (the method's term in brackets) and what it does, in one
-/// line beside its field. The engine's messages name the fields by these labels.
+/// line beside its field. The engine's messages name the fields by these labels ([`AppWords`]).
 pub mod explain {
     pub const RANK_LABEL: &str = "How much it can learn (rank)";
     pub const RANK: &str = "Larger learns more and makes a bigger adapter file.";
@@ -154,6 +157,62 @@ pub mod explain {
     pub const STYLE: &str = "The kind of summary it learns to write; the adapter remembers it.";
 }
 
+/// The app's words for the settings the engine's messages name: a field by the label it shows,
+/// a remedy by where in the app it is done. Every setting has words here, so that no message
+/// reaches a person with a command-line flag in it.
+pub struct AppWords;
+
+impl Words for AppWords {
+    fn setting(&self, setting: Setting) -> String {
+        use explain::*;
+        let label = match setting {
+            Setting::Rank => RANK_LABEL,
+            Setting::Alpha => ALPHA_LABEL,
+            Setting::LoraDropout => DROPOUT_LABEL,
+            Setting::Targets => TARGETS_LABEL,
+            Setting::LearningRate => LEARNING_RATE_LABEL,
+            Setting::BatchSize => BATCH_LABEL,
+            Setting::Epochs => EPOCHS_LABEL,
+            Setting::MaxSteps => MAX_STEPS_LABEL,
+            Setting::MaxSourceLength => SOURCE_LENGTH_LABEL,
+            Setting::EvalEvery => EVAL_EVERY_LABEL,
+            Setting::CheckpointEvery => CHECKPOINT_EVERY_LABEL,
+            Setting::Seed => SEED_LABEL,
+            Setting::PromptTemplate => "Kind of summary",
+            Setting::DialogueColumn => {
+                return "the Dialogue column field (Data, Column names)".into();
+            }
+            Setting::SummaryColumn => {
+                return "the Summary column field (Data, Column names)".into();
+            }
+            Setting::IdColumn => return "the Id column field (Data, Column names)".into(),
+            // Fixed in the app: named by what they are.
+            Setting::Full => "Train every weight",
+            Setting::UseRslora => "Rank-stabilized scaling",
+            Setting::WeightDecay => "Weight decay",
+            Setting::GradientAccumulation => "Steps accumulated",
+            Setting::WarmupSteps => "Warm-up steps",
+            Setting::Schedule => "Learning-rate schedule",
+            Setting::MaxGradNorm => "Gradient clipping",
+            Setting::Shuffle => "Shuffling",
+            Setting::MaxTargetLength => "Longest summary learned (128 tokens)",
+            Setting::ModelDropout => "Model dropout",
+            Setting::IncludeDrafts => "Train on drafts",
+        };
+        format!("\"{label}\"")
+    }
+
+    fn remedy(&self, setting: Setting) -> String {
+        match setting {
+            Setting::IncludeDrafts => "accept them on the Review screen to train on them".into(),
+            Setting::DialogueColumn | Setting::SummaryColumn | Setting::IdColumn => {
+                format!("name it in {}", self.setting(setting))
+            }
+            other => format!("change {}", self.setting(other)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Preset;
@@ -164,7 +223,7 @@ mod tests {
             let steps: Vec<usize> = Preset::ALL
                 .into_iter()
                 .map(|p| {
-                    let o = p.options(examples, None);
+                    let o = p.options(examples, String::new());
                     assert!(o.batch_size <= examples, "{p:?} on {examples}");
                     o.max_steps
                         .unwrap_or(examples.div_ceil(o.batch_size) * o.epochs)
@@ -177,7 +236,7 @@ mod tests {
             );
         }
         // A large set keeps the published recipe: one pass in batches of 8.
-        let balanced = Preset::Balanced.options(12_460, None);
+        let balanced = Preset::Balanced.options(12_460, String::new());
         assert_eq!((balanced.batch_size, balanced.epochs), (8, 1));
         assert_eq!(Preset::of(&balanced, 12_460), Some(Preset::Balanced));
     }

@@ -21,12 +21,12 @@ pub enum Command {
     },
     /// Asks how long and how much memory training with these settings would take.
     EstimateTraining {
-        settings: TrainOptions,
+        settings: TrainSettings,
     },
     /// Trains a new adapter `name` on the imported data.
     Train {
         name: String,
-        settings: TrainOptions,
+        settings: TrainSettings,
     },
     /// Continues an interrupted run from its checkpoint.
     Resume {
@@ -257,29 +257,9 @@ pub struct Columns {
     pub id: String,
 }
 
-/// The trainer's settings as the app offers them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainOptions {
-    pub rank: usize,
-    pub alpha: f64,
-    pub dropout: f64,
-    /// Module names, e.g. `q`, `v`.
-    pub targets: Vec<String>,
-    pub learning_rate: f64,
-    pub batch_size: usize,
-    pub epochs: usize,
-    /// Stops after this many steps when set.
-    pub max_steps: Option<usize>,
-    pub max_source_length: usize,
-    /// Validation loss every this many steps.
-    pub eval_every: usize,
-    /// The prompt it learns to answer; `None` is the reference prompt. The adapter keeps it.
-    #[serde(default)]
-    pub prompt_template: Option<String>,
-    /// A checkpoint every this many steps.
-    pub checkpoint_every: usize,
-    pub seed: u64,
-}
+/// The trainer's settings (the engine's own type, which the app shows as fields) and the prompt
+/// of the published recipe.
+pub use dialora_settings::{DEFAULT_PROMPT, TrainSettings};
 
 /// What the user's files and choices are, kept between launches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -304,7 +284,7 @@ pub struct Settings {
     /// The adapter in use, in use again at the next launch.
     pub active_adapter: Option<String>,
     /// The training settings chosen last (a preset or the person's own).
-    pub train: Option<Box<TrainOptions>>,
+    pub train: Option<Box<TrainSettings>>,
 }
 
 impl Default for Settings {
@@ -600,7 +580,7 @@ pub struct PreviewRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     /// The settings it is for.
-    pub settings: TrainOptions,
+    pub settings: TrainSettings,
     pub steps: usize,
     pub tokens: u64,
     pub seconds: f64,

@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 use crate::plain::{self, Explanation};
 use crate::presets::Preset;
 use crate::protocol::{
-    AdapterEntry, Columns, Command, DataRequest, DataSummary, DatasetChange, DatasetEntry,
-    DatasetView, Device, Estimate, Evaluation, Event, InterruptedRun, Machine, ModelInfo, Outcome,
-    PickPurpose, Problem, ReviewItem, ReviewStatus, Settings, StyleChoice, SummaryResult, Task,
-    TrainOptions, TrainPoint,
+    AdapterEntry, Columns, Command, DEFAULT_PROMPT, DataRequest, DataSummary, DatasetChange,
+    DatasetEntry, DatasetView, Device, Estimate, Evaluation, Event, InterruptedRun, Machine,
+    ModelInfo, Outcome, PickPurpose, Problem, ReviewItem, ReviewStatus, Settings, StyleChoice,
+    SummaryResult, Task, TrainPoint, TrainSettings,
 };
 
 /// The long task now running, as the status bar shows it.
@@ -155,13 +155,13 @@ pub struct State {
     pub importing: Option<DataRequest>,
     pub imported: Option<DataRequest>,
 
-    pub train: TrainOptions,
+    pub train: TrainSettings,
     /// The training settings kept for the next launch: a preset chosen, or a run's.
-    pub kept_train: Option<TrainOptions>,
+    pub kept_train: Option<TrainSettings>,
     pub adapter_name: String,
     pub estimate: Option<Estimate>,
     /// The settings the last estimate was asked for.
-    pub estimate_asked: Option<TrainOptions>,
+    pub estimate_asked: Option<TrainSettings>,
     pub training: Option<TrainingView>,
     /// Warnings of a run that has not started yet (the trainer checks the data first).
     pending_warnings: Vec<String>,
@@ -229,7 +229,7 @@ impl Default for State {
             data: None,
             importing: None,
             imported: None,
-            train: Preset::Balanced.options(0, None),
+            train: Preset::Balanced.options(0, DEFAULT_PROMPT.to_string()),
             kept_train: None,
             adapter_name: "my-adapter".into(),
             estimate: None,

@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Sentence, Words};
 use crate::rng::SplitMix64;
 use crate::tokenize::TextTokenizer;
+use dialora_settings::Setting;
 
 /// Largest input file read.
 const MAX_FILE_BYTES: u64 = 1 << 30;
@@ -138,15 +139,23 @@ pub enum Format {
 pub struct Warning {
     pub file: PathBuf,
     pub line: Option<usize>,
-    pub message: String,
+    pub message: Sentence,
+}
+
+impl Warning {
+    /// The warning in a front end's words; `Display` gives the command line's.
+    pub fn worded(&self, words: &dyn Words) -> String {
+        let message = self.message.worded(words);
+        match self.line {
+            Some(line) => format!("{}:{line}: {message}", self.file.display()),
+            None => format!("{}: {message}", self.file.display()),
+        }
+    }
 }
 
 impl std::fmt::Display for Warning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
-            None => write!(f, "{}: {}", self.file.display(), self.message),
-        }
+        f.write_str(&self.worded(&dialora_settings::CommandLine))
     }
 }
 
@@ -162,11 +171,11 @@ pub struct Imported {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Issue {
     pub line: Option<usize>,
-    pub message: String,
+    pub message: Sentence,
 }
 
 impl Issue {
-    pub fn at(line: usize, message: impl Into<String>) -> Self {
+    pub fn at(line: usize, message: impl Into<Sentence>) -> Self {
         Self {
             line: Some(line),
             message: message.into(),
@@ -477,7 +486,7 @@ fn finish(imported: &mut Imported, path: &Path) -> Result<()> {
             Some((file, line)) => duplicates.push(Warning {
                 file: dialogue.file.clone(),
                 line: Some(dialogue.line),
-                message: format!("the same dialogue as {}:{line}", file.display()),
+                message: format!("the same dialogue as {}:{line}", file.display()).into(),
             }),
             None => {
                 seen.insert(&dialogue.dialogue, (&dialogue.file, dialogue.line));
@@ -632,10 +641,14 @@ struct Columns {
     id: Option<String>,
 }
 
+fn no_column(name: &str, names: &[String]) -> Sentence {
+    format!("no column \"{name}\" (columns: {})", names.join(", ")).into()
+}
+
 fn choose_columns(
     names: &[String],
     options: &ImportOptions,
-) -> std::result::Result<Columns, String> {
+) -> std::result::Result<Columns, Sentence> {
     let find = |wanted: &str| {
         names
             .iter()
@@ -643,20 +656,18 @@ fn choose_columns(
             .cloned()
     };
     let dialogue = match &options.dialogue_column {
-        Some(name) => find(name).ok_or_else(|| format!("no column \"{name}\" (columns: {})", names.join(", ")))?,
+        Some(name) => find(name).ok_or_else(|| no_column(name, names))?,
         None => DIALOGUE_NAMES.iter().find_map(|n| find(n)).ok_or_else(|| {
-            format!(
-                "no dialogue column: expected one of {} (columns: {}); name it with --dialogue-column",
+            Sentence::from(format!(
+                "no dialogue column: expected one of {} (columns: {}); ",
                 DIALOGUE_NAMES.join(", "),
                 names.join(", ")
-            )
+            ))
+            .remedy(Setting::DialogueColumn)
         })?,
     };
     let summaries = match &options.summary_column {
-        Some(name) => vec![
-            find(name)
-                .ok_or_else(|| format!("no column \"{name}\" (columns: {})", names.join(", ")))?,
-        ],
+        Some(name) => vec![find(name).ok_or_else(|| no_column(name, names))?],
         None => {
             let numbered: Vec<String> = ["summary", "summary1", "summary2", "summary3"]
                 .iter()
@@ -674,10 +685,7 @@ fn choose_columns(
         }
     };
     let id = match &options.id_column {
-        Some(name) => Some(
-            find(name)
-                .ok_or_else(|| format!("no column \"{name}\" (columns: {})", names.join(", ")))?,
-        ),
+        Some(name) => Some(find(name).ok_or_else(|| no_column(name, names))?),
         None => ID_NAMES.iter().find_map(|n| find(n)),
     };
     Ok(Columns {
@@ -808,7 +816,8 @@ impl<'a> TableRows<'a> {
                     "{} fields where the header has {}; the extra ones are ignored",
                     record.fields.len(),
                     names.len()
-                ),
+                )
+                .into(),
             });
         }
         let field = |i: Option<usize>| {
@@ -857,17 +866,17 @@ impl<'a> TableRows<'a> {
             record.fields.iter().map(|f| f.trim().to_string()).collect()
         } else {
             if record.fields.iter().all(|f| looks_like_column_name(f)) {
+                let fields: Vec<&str> = record.fields.iter().map(|f| f.trim()).collect();
                 return Err(Issue::at(
                     record.line,
-                    format!(
-                        "the header names no column dialora knows ({}): say which holds the dialogue with --dialogue-column (and the summary with --summary-column), or name them dialogue and summary",
-                        record
-                            .fields
-                            .iter()
-                            .map(|f| f.trim())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    Sentence::from(format!(
+                        "the header names no column dialora knows ({}): say which holds the dialogue with ",
+                        fields.join(", ")
+                    ))
+                    .setting(Setting::DialogueColumn)
+                    .text(" (and the summary with ")
+                    .setting(Setting::SummaryColumn)
+                    .text("), or name them dialogue and summary"),
                 ));
             }
             let taken = match record.fields.len() {
@@ -879,9 +888,11 @@ impl<'a> TableRows<'a> {
                 self.warnings.push(Warning {
                     file: self.path.to_path_buf(),
                     line: Some(record.line),
-                    message: format!(
-                        "no header row names the columns (dialogue, summary): {taken}, the first row included (add a header row, or use --dialogue-column)"
-                    ),
+                    message: Sentence::from(format!(
+                        "no header row names the columns (dialogue, summary): {taken}, the first row included (add a header row, or use "
+                    ))
+                    .setting(Setting::DialogueColumn)
+                    .text(")"),
                 });
             }
             match record.fields.len() {
@@ -940,7 +951,7 @@ fn push_row(
         warnings.push(Warning {
             file: path.to_path_buf(),
             line: Some(line),
-            message: "empty dialogue, skipped".to_string(),
+            message: "empty dialogue, skipped".into(),
         });
         return;
     }

@@ -2,10 +2,100 @@
 //! packing or calling scalar math than computing: linear layers on a single row (every decoding
 //! step at batch 1), attention of a single query (every decoding step), and the tanh-approximated
 //! GELU of T5 v1.1 / Flan-T5 (scalar `tanhf` otherwise). Each returns `None` where it does not apply
-//! (another device or dtype), and the caller takes candle's path.
+//! (another device or dtype, or a kernel level that leaves it out), and the caller takes candle's
+//! path. Also owns the kernel level: how far these kernels go on this CPU, which `DIALORA_CPU` caps.
+
+use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Storage, Tensor};
 use rayon::prelude::*;
+
+/// How far the hand-written kernels go: the best this CPU has, or less when `DIALORA_CPU` asks,
+/// so that one machine runs the path other machines take. Ordered: each level includes the ones
+/// below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// candle's own operations only: the path a GPU takes.
+    Generic,
+    /// Our kernels compiled for the architecture's baseline (SSE2 on x86-64, NEON on aarch64).
+    Portable,
+    /// Plus the AVX2 + FMA paths (most x86-64 laptops).
+    Avx2,
+    /// Plus the AVX-512 paths and the AVX-512 matrix multiply.
+    Avx512,
+}
+
+impl Level {
+    pub const ALL: [Level; 4] = [Level::Generic, Level::Portable, Level::Avx2, Level::Avx512];
+
+    /// The name `DIALORA_CPU` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Generic => "generic",
+            Level::Portable => "portable",
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+        }
+    }
+
+    /// Whether this CPU runs the level's instructions.
+    pub fn runs_here(self) -> bool {
+        match self {
+            Level::Generic | Level::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => Level::Avx2.runs_here() && is_x86_feature_detected!("avx512f"),
+            #[cfg(not(target_arch = "x86_64"))]
+            Level::Avx2 | Level::Avx512 => false,
+        }
+    }
+
+    /// Every level this CPU runs, lowest first.
+    pub fn available() -> Vec<Level> {
+        Level::ALL.into_iter().filter(|l| l.runs_here()).collect()
+    }
+
+    /// The level `setting` (a `DIALORA_CPU` value, or none for the best) gives on this CPU.
+    pub fn from_setting(setting: Option<&str>) -> std::result::Result<Level, String> {
+        let names = || {
+            let names: Vec<&str> = Level::available().iter().map(|l| l.name()).collect();
+            names.join(", ")
+        };
+        let Some(setting) = setting.map(str::trim).filter(|s| !s.is_empty()) else {
+            return Ok(*Level::available().last().unwrap_or(&Level::Portable));
+        };
+        let Some(level) = Level::ALL.into_iter().find(|l| l.name() == setting) else {
+            return Err(format!(
+                "DIALORA_CPU={setting} is not a kernel level; this computer runs {}",
+                names()
+            ));
+        };
+        if !level.runs_here() {
+            return Err(format!(
+                "DIALORA_CPU={setting} asks for instructions this processor lacks; it runs {}",
+                names()
+            ));
+        }
+        Ok(level)
+    }
+}
+
+static LEVEL: OnceLock<std::result::Result<Level, String>> = OnceLock::new();
+
+/// The kernel level of this process, read from `DIALORA_CPU` once; an unknown level, or one this
+/// CPU lacks, is one line naming `DIALORA_CPU`.
+pub fn checked_level() -> std::result::Result<Level, String> {
+    LEVEL
+        .get_or_init(|| Level::from_setting(std::env::var("DIALORA_CPU").ok().as_deref()))
+        .clone()
+}
+
+/// The kernel level every kernel runs at (candle's own operations when `DIALORA_CPU` is unusable,
+/// which loading a model refuses before any kernel runs).
+pub fn level() -> Level {
+    checked_level().unwrap_or(Level::Generic)
+}
 
 /// The f32 values of contiguous CPU tensors, handed to `f` without copying; `None` when one of
 /// them is elsewhere or not contiguous.
@@ -25,28 +115,35 @@ fn with_slices<R>(
     Ok(Some(f(&slices)))
 }
 
-/// Whether the hand-written kernels apply: f32 tensors on the CPU.
-pub(super) fn applies(tensors: &[&Tensor]) -> bool {
-    tensors
-        .iter()
-        .all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32)
+/// Whether the hand-written kernels apply at `level`: f32 tensors on the CPU, and a level above
+/// candle's own operations.
+pub(super) fn applies(level: Level, tensors: &[&Tensor]) -> bool {
+    level > Level::Generic
+        && tensors
+            .iter()
+            .all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32)
 }
 
-/// Runs `body` compiled for AVX2 + FMA when the CPU has them, else for the baseline.
+/// Runs `body` compiled for AVX2 + FMA when `level` has them, else for the baseline.
 macro_rules! fast_path {
     ($name:ident, fn($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
-        fn $name($($arg: $ty),*) -> $ret {
+        #[allow(clippy::too_many_arguments)]
+        fn $name(level: Level, $($arg: $ty),*) -> $ret {
             #[inline(always)]
             fn portable($($arg: $ty),*) -> $ret $body
             #[cfg(target_arch = "x86_64")]
             {
+                /// # Safety
+                /// The CPU has AVX2 and FMA.
                 #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) -> $ret { portable($($arg),*) }
-                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                    // SAFETY: the CPU has the features `avx2` is compiled for (checked just above).
+                unsafe fn avx2($($arg: $ty),*) -> $ret { portable($($arg),*) }
+                if level >= Level::Avx2 {
+                    // SAFETY: a level is only ever one this CPU runs (`Level::from_setting`, and
+                    // the tests take `Level::available`), and AVX2 includes FMA.
                     return unsafe { avx2($($arg),*) };
                 }
             }
+            let _ = level;
             portable($($arg),*)
         }
     };
@@ -72,16 +169,13 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// `out[i] = weights[i] . x` for consecutive weight rows of `x`'s length: four rows per pass, so
 /// that four memory streams are in flight while `x` stays in registers and cache.
-fn dot_rows(weights: &[f32], x: &[f32], out: &mut [f32]) {
+fn dot_rows(level: Level, weights: &[f32], x: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-        && x.len().is_multiple_of(16)
-    {
+    if level >= Level::Avx2 && x.len().is_multiple_of(16) {
         let k = x.len();
         let mut rows = weights.chunks_exact(4 * k).zip(out.chunks_exact_mut(4));
         for (block, outputs) in &mut rows {
-            // SAFETY: AVX2 and FMA were detected; `block` holds four rows of `k` values, k.is_multiple_of(16).
+            // SAFETY: the level has AVX2 and FMA; `block` holds four rows of `k` values, k.is_multiple_of(16).
             unsafe { dot_four_rows_avx2(block, x, outputs) };
         }
         let done = weights.len() / (4 * k) * 4;
@@ -90,11 +184,14 @@ fn dot_rows(weights: &[f32], x: &[f32], out: &mut [f32]) {
         }
         return;
     }
+    let _ = level;
     for (row, output) in weights.chunks_exact(x.len()).zip(out.iter_mut()) {
         *output = dot(row, x);
     }
 }
 
+/// # Safety
+/// The CPU has AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_four_rows_avx2(block: &[f32], x: &[f32], out: &mut [f32]) {
@@ -130,16 +227,16 @@ unsafe fn dot_four_rows_avx2(block: &[f32], x: &[f32], out: &mut [f32]) {
 /// `out[i * m + r] = weights[i] . x[r]` for `m` rows of `x` (each of the weights' row length):
 /// each weight is loaded once for up to eight products.
 #[cfg(target_arch = "x86_64")]
-fn dot_many_rows(weights: &[f32], x: &[f32], m: usize, out: &mut [f32]) -> bool {
+fn dot_many_rows(level: Level, weights: &[f32], x: &[f32], m: usize, out: &mut [f32]) -> bool {
     let k = x.len() / m;
     let n = weights.len() / k;
     assert!(weights.len() == n * k && out.len() == n * m && x.len() == m * k);
-    if is_x86_feature_detected!("avx512f") {
+    if level >= Level::Avx512 {
         // Tiles of four weight rows (four memory streams) by up to four rows of x: sixteen
         // 16-wide accumulators.
         for_each_tile(n, m, 4, 4, |i, r, pair, rows| {
             let (w, xs, o) = (&weights[i * k..], &x[r * k..], &mut out[i * m + r..]);
-            // SAFETY: AVX-512F was detected above; `w` holds the tile's weight rows, `xs` its rows
+            // SAFETY: the level has AVX-512F; `w` holds the tile's weight rows, `xs` its rows
             // of x and `o` its outputs at (i.., r..) (checked by the assertion and the tiling).
             unsafe {
                 match (pair, rows) {
@@ -154,14 +251,14 @@ fn dot_many_rows(weights: &[f32], x: &[f32], m: usize, out: &mut [f32]) -> bool 
         });
         return true;
     }
-    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+    if level < Level::Avx2 {
         return false;
     }
     // Tiles of four weight rows (four memory streams) by two rows of x: eight accumulators in
     // registers, six loads for eight multiply-adds.
     for_each_tile(n, m, 4, 2, |i, r, quad, pair| {
         let (w, xs, o) = (&weights[i * k..], &x[r * k..], &mut out[i * m + r..]);
-        // SAFETY: AVX2 and FMA were detected above; `w` holds the tile's weight rows, `xs` its rows
+        // SAFETY: the level has AVX2 and FMA; `w` holds the tile's weight rows, `xs` its rows
         // of x and `o` its outputs at (i.., r..) (checked by the assertion and the tiling).
         unsafe {
             match (quad, pair == 2) {
@@ -202,6 +299,9 @@ fn for_each_tile(
 }
 
 /// `out[a * stride + b] = w[a] . x[b]` for `W` weight rows and `R` rows of x, each of length `k`.
+///
+/// # Safety
+/// The CPU has AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn tile_avx512<const W: usize, const R: usize>(
@@ -243,11 +343,14 @@ unsafe fn tile_avx512<const W: usize, const R: usize>(
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn dot_many_rows(_weights: &[f32], _x: &[f32], _m: usize, _out: &mut [f32]) -> bool {
+fn dot_many_rows(_level: Level, _weights: &[f32], _x: &[f32], _m: usize, _out: &mut [f32]) -> bool {
     false
 }
 
 /// `out[a * stride + b] = w[a] . x[b]` for `W` weight rows and `R` rows of x, each of length `k`.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_avx2<const W: usize, const R: usize>(
@@ -291,15 +394,19 @@ unsafe fn tile_avx2<const W: usize, const R: usize>(
     }
 }
 
-/// `x (m, k) @ w^T` with `w (n, k)` for a few rows of `x`: the shape of every linear layer while
-/// decoding, where the cost is streaming the weights from memory once per step.
-pub fn few_rows_matmul(x: &Tensor, w: &Tensor) -> candle_core::Result<Option<Tensor>> {
-    Ok(few_rows_matmuls(x, &[w])?.and_then(|outs| outs.into_iter().next()))
+/// `x (m, k) @ w^T` with each `w (n, k)` of `weights`, for a few rows of `x`: the shape of every
+/// linear layer while decoding, where the cost is streaming the weights from memory once per step.
+/// The projections that read the same input (q, k, v; a gated FFN's two) share a single parallel
+/// pass, which wakes the threads once instead of once each.
+pub fn few_rows_matmuls(
+    x: &Tensor,
+    weights: &[&Tensor],
+) -> candle_core::Result<Option<Vec<Tensor>>> {
+    few_rows_matmuls_at(level(), x, weights)
 }
 
-/// [`few_rows_matmul`] of one `x` with each of `weights` in a single parallel pass: the projections
-/// that read the same input (q, k, v; a gated FFN's two) wake the threads once instead of once each.
-pub fn few_rows_matmuls(
+fn few_rows_matmuls_at(
+    level: Level,
     x: &Tensor,
     weights: &[&Tensor],
 ) -> candle_core::Result<Option<Vec<Tensor>>> {
@@ -309,7 +416,7 @@ pub fn few_rows_matmuls(
     let fits = weights
         .iter()
         .all(|w| w.dims2().is_ok_and(|(_, wk)| wk == k) && w.is_contiguous());
-    if m > 16 || !fits || !applies(&tensors) {
+    if m > 16 || !fits || !applies(level, &tensors) {
         return Ok(None);
     }
     let x = x.contiguous()?;
@@ -337,12 +444,12 @@ pub fn few_rows_matmuls(
         if m == 1 {
             tasks
                 .into_par_iter()
-                .for_each(|(out, weights)| dot_rows(weights, xv, out));
+                .for_each(|(out, weights)| dot_rows(level, weights, xv, out));
             true
         } else {
             tasks
                 .into_par_iter()
-                .map(|(out, weights)| dot_many_rows(weights, xv, m, out))
+                .map(|(out, weights)| dot_many_rows(level, weights, xv, m, out))
                 .all(|done| done)
         }
     })?;
@@ -372,10 +479,10 @@ pub fn few_rows_matmuls(
         .map(Some)
 }
 
-fast_path!(attend_heads, fn(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], scores: &mut Vec<f32>, out: &mut [f32]) -> () {
+fast_path!(attend_heads, fn(dot_level: Level, q: &[f32], k: &[f32], v: &[f32], bias: &[f32], scores: &mut Vec<f32>, out: &mut [f32]) -> () {
     let d = q.len();
     scores.resize(bias.len(), 0.0);
-    dot_rows(k, q, scores);
+    dot_rows(dot_level, k, q, scores);
     let mut max = f32::NEG_INFINITY;
     for (score, bias) in scores.iter_mut().zip(bias) {
         *score += bias;
@@ -402,8 +509,18 @@ pub fn single_query_attention(
     v: &Tensor,
     bias: &Tensor,
 ) -> candle_core::Result<Option<Tensor>> {
+    single_query_attention_at(level(), q, k, v, bias)
+}
+
+fn single_query_attention_at(
+    level: Level,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: &Tensor,
+) -> candle_core::Result<Option<Tensor>> {
     let (b, h, one, d) = q.dims4()?;
-    if one != 1 || !applies(&[q, k, v, bias]) {
+    if one != 1 || !applies(level, &[q, k, v, bias]) {
         return Ok(None);
     }
     let t = k.dim(2)?;
@@ -418,7 +535,7 @@ pub fn single_query_attention(
                 let keys = &kv[head * t * d..(head + 1) * t * d];
                 let values = &vv[head * t * d..(head + 1) * t * d];
                 let (query, bias) = (&qv[head * d..(head + 1) * d], &bv[head * t..(head + 1) * t]);
-                attend_heads(query, keys, values, bias, scores, out);
+                attend_heads(level, level, query, keys, values, bias, scores, out);
             })
     })?;
     if done.is_none() {
@@ -506,9 +623,18 @@ pub fn gelu_tanh_backward(
     gate: Option<&Tensor>,
     grad: &Tensor,
 ) -> candle_core::Result<Option<(Tensor, Option<Tensor>)>> {
+    gelu_tanh_backward_at(level(), x, gate, grad)
+}
+
+fn gelu_tanh_backward_at(
+    level: Level,
+    x: &Tensor,
+    gate: Option<&Tensor>,
+    grad: &Tensor,
+) -> candle_core::Result<Option<(Tensor, Option<Tensor>)>> {
     let mut inputs = vec![x, grad];
     inputs.extend(gate);
-    if !applies(&inputs) || inputs.iter().any(|t| t.shape() != x.shape()) {
+    if !applies(level, &inputs) || inputs.iter().any(|t| t.shape() != x.shape()) {
         return Ok(None);
     }
     let contiguous = inputs
@@ -531,14 +657,14 @@ pub fn gelu_tanh_backward(
                 .for_each(|(i, (gi, gg))| {
                     let r = range(i, gi.len());
                     let gate = Some(&gate[r.clone()]);
-                    gelu_tanh_backward_slice(&input[r.clone()], gate, &grad[r], gi, gg)
+                    gelu_tanh_backward_slice(level, &input[r.clone()], gate, &grad[r], gi, gg)
                 }),
             None => grad_input
                 .par_chunks_mut(CHUNK)
                 .enumerate()
                 .for_each(|(i, gi)| {
                     let r = range(i, gi.len());
-                    gelu_tanh_backward_slice(&input[r.clone()], None, &grad[r], gi, &mut [])
+                    gelu_tanh_backward_slice(level, &input[r.clone()], None, &grad[r], gi, &mut [])
                 }),
         }
     })?;
@@ -555,9 +681,17 @@ pub fn gelu_tanh_backward(
 
 /// `gelu_tanh(x)`, times `gate` elementwise when given (T5's gated feed-forward).
 pub fn gelu_tanh(x: &Tensor, gate: Option<&Tensor>) -> candle_core::Result<Option<Tensor>> {
+    gelu_tanh_at(level(), x, gate)
+}
+
+fn gelu_tanh_at(
+    level: Level,
+    x: &Tensor,
+    gate: Option<&Tensor>,
+) -> candle_core::Result<Option<Tensor>> {
     let mut inputs = vec![x];
     inputs.extend(gate);
-    if !applies(&inputs) || gate.is_some_and(|g| g.shape() != x.shape()) {
+    if !applies(level, &inputs) || gate.is_some_and(|g| g.shape() != x.shape()) {
         return Ok(None);
     }
     let x = x.contiguous()?;
@@ -574,7 +708,7 @@ pub fn gelu_tanh(x: &Tensor, gate: Option<&Tensor>) -> candle_core::Result<Optio
             .enumerate()
             .for_each(|(i, (x, out))| {
                 let gate = gate.map(|g| &g[i * CHUNK..i * CHUNK + x.len()]);
-                gelu_tanh_slice(x, gate, out)
+                gelu_tanh_slice(level, x, gate, out)
             });
     })?;
     if done.is_none() {
@@ -601,19 +735,47 @@ mod tests {
     }
 
     #[test]
+    fn every_level_this_cpu_runs_is_known_and_the_best_is_the_default() {
+        let available = Level::available();
+        assert_eq!(available[..2], [Level::Generic, Level::Portable]);
+        assert_eq!(Level::from_setting(None), Ok(*available.last().unwrap()));
+        for level in &available {
+            assert_eq!(Level::from_setting(Some(level.name())), Ok(*level));
+        }
+        let unknown = Level::from_setting(Some("sse9")).unwrap_err();
+        assert!(
+            unknown.starts_with("DIALORA_CPU=sse9 is not a kernel level"),
+            "{unknown}"
+        );
+        for missing in Level::ALL.iter().filter(|l| !l.runs_here()) {
+            let refused = Level::from_setting(Some(missing.name())).unwrap_err();
+            assert!(refused.contains("lacks"), "{refused}");
+        }
+    }
+
+    #[test]
     fn few_rows_matmul_matches_candle_for_every_row_count_and_odd_widths() {
         let device = Device::Cpu;
-        for (n, k) in [(37, 45), (64, 48), (9, 3)] {
-            let w = Tensor::randn(0f32, 1.0, (n, k), &device).unwrap();
-            for m in 1..=17 {
-                let x = Tensor::randn(0f32, 1.0, (m, k), &device).unwrap();
-                let theirs = x.matmul(&w.t().unwrap()).unwrap();
-                match few_rows_matmul(&x, &w).unwrap() {
-                    Some(ours) => {
-                        let diff = max_abs_difference(&ours, &theirs);
-                        assert!(diff < 1e-4, "m={m} n={n} k={k}");
+        for level in Level::available() {
+            for (n, k) in [(37, 45), (64, 48), (9, 3)] {
+                let w = Tensor::randn(0f32, 1.0, (n, k), &device).unwrap();
+                for m in 1..=17 {
+                    let x = Tensor::randn(0f32, 1.0, (m, k), &device).unwrap();
+                    let theirs = x.matmul(&w.t().unwrap()).unwrap();
+                    match few_rows_matmuls_at(level, &x, &[&w])
+                        .unwrap()
+                        .map(|mut o| o.remove(0))
+                    {
+                        Some(ours) => {
+                            let diff = max_abs_difference(&ours, &theirs);
+                            assert!(diff < 1e-4, "{level:?} m={m} n={n} k={k}");
+                            assert!(level > Level::Generic, "a kernel ran at {level:?}");
+                        }
+                        None => assert!(
+                            m > 16 || level == Level::Generic,
+                            "the kernel declined m={m} at {level:?}"
+                        ),
                     }
-                    None => assert!(m > 16, "the kernel declined m={m}"),
                 }
             }
         }
@@ -627,13 +789,19 @@ mod tests {
             .map(|n| Tensor::randn(0f32, 1.0, (n, k), &device).unwrap())
             .to_vec();
         let refs: Vec<&Tensor> = weights.iter().collect();
-        for m in [1, 3, 8] {
+        for (level, m) in Level::available()[1..]
+            .iter()
+            .flat_map(|&l| [(l, 1), (l, 3), (l, 8)])
+        {
             let x = Tensor::randn(0f32, 1.0, (m, k), &device).unwrap();
-            let together = few_rows_matmuls(&x, &refs).unwrap().unwrap();
+            let together = few_rows_matmuls_at(level, &x, &refs).unwrap().unwrap();
             assert_eq!(together.len(), 3);
             for (w, ours) in weights.iter().zip(&together) {
-                let alone = few_rows_matmul(&x, w).unwrap().unwrap();
-                assert_eq!(max_abs_difference(ours, &alone), 0.0, "m={m}");
+                let alone = few_rows_matmuls_at(level, &x, &[w])
+                    .unwrap()
+                    .unwrap()
+                    .remove(0);
+                assert_eq!(max_abs_difference(ours, &alone), 0.0, "{level:?} m={m}");
             }
         }
         let other_width = Tensor::zeros((5, k + 1), DType::F32, &device).unwrap();
@@ -646,20 +814,52 @@ mod tests {
     }
 
     #[test]
-    fn gelu_and_attention_match_candle() {
+    fn gelu_and_attention_match_candle_at_every_level() {
+        assert!(
+            gelu_tanh_at(
+                Level::Generic,
+                &Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap(),
+                None
+            )
+            .unwrap()
+            .is_none()
+        );
+        for level in &Level::available()[1..] {
+            gelu_and_attention_match_candle(*level);
+        }
+    }
+
+    fn gelu_and_attention_match_candle(level: Level) {
         let device = Device::Cpu;
         let x = Tensor::randn(0f32, 3.0, (7, 300), &device).unwrap();
         let gate = Tensor::randn(0f32, 1.0, (7, 300), &device).unwrap();
-        let ours = gelu_tanh(&x, Some(&gate)).unwrap().unwrap();
+        let ours = gelu_tanh_at(level, &x, Some(&gate)).unwrap().unwrap();
         let theirs = (x.gelu().unwrap() * &gate).unwrap();
         let diff = max_abs_difference(&ours, &theirs);
-        assert!(diff < 1e-5, "gelu differs by {diff}");
+        assert!(diff < 1e-5, "{level:?}: gelu differs by {diff}");
+        let grad = Tensor::randn(0f32, 1.0, (7, 300), &device).unwrap();
+        let (grad_x, grad_gate) = gelu_tanh_backward_at(level, &x, Some(&gate), &grad)
+            .unwrap()
+            .unwrap();
+        let (h, e) = (1e-2f64, (&x + 1e-2f64).unwrap());
+        let slope = ((e.gelu().unwrap() - x.gelu().unwrap()).unwrap() / h).unwrap();
+        let want_x = ((slope * &gate).unwrap() * &grad).unwrap();
+        let diff = max_abs_difference(&grad_x, &want_x);
+        assert!(diff < 0.1, "{level:?}: gelu's derivative differs by {diff}");
+        let want_gate = (x.gelu().unwrap() * &grad).unwrap();
+        let diff = max_abs_difference(&grad_gate.unwrap(), &want_gate);
+        assert!(
+            diff < 1e-5,
+            "{level:?}: the gate's gradient differs by {diff}"
+        );
 
         let q = Tensor::randn(0f32, 1.0, (2, 3, 1, 20), &device).unwrap();
         let k = Tensor::randn(0f32, 1.0, (2, 3, 9, 20), &device).unwrap();
         let v = Tensor::randn(0f32, 1.0, (2, 3, 9, 20), &device).unwrap();
         let bias = Tensor::randn(0f32, 1.0, (1, 3, 1, 9), &device).unwrap();
-        let ours = single_query_attention(&q, &k, &v, &bias).unwrap().unwrap();
+        let ours = single_query_attention_at(level, &q, &k, &v, &bias)
+            .unwrap()
+            .unwrap();
         let scores = q
             .matmul(&k.t().unwrap())
             .unwrap()
@@ -670,6 +870,6 @@ mod tests {
             .matmul(&v)
             .unwrap();
         let diff = max_abs_difference(&ours, &theirs);
-        assert!(diff < 1e-5, "attention differs by {diff}");
+        assert!(diff < 1e-5, "{level:?}: attention differs by {diff}");
     }
 }

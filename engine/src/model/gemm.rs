@@ -1,7 +1,7 @@
 //! Single-precision matrix multiply with an AVX-512 kernel, for the large products of the encoder,
 //! of training and of the language-model head. candle's own multiply (the `gemm` crate) runs its
-//! AVX2 kernel on stable Rust, about half of what an AVX-512 CPU does; where the CPU lacks AVX-512
-//! this returns `None` and candle's is used.
+//! AVX2 kernel on stable Rust, about half of what an AVX-512 CPU does; below the AVX-512 kernel
+//! level (a CPU without it, or `DIALORA_CPU` capping it) candle's is used.
 //!
 //! The layout is the usual one of BLIS: the right operand is packed in panels of `NR` columns per
 //! block of `KC` rows, the left one in panels of `MR` rows, and an `MR x NR` kernel keeps its
@@ -10,6 +10,8 @@
 
 use candle_core::{Storage, Tensor};
 use rayon::prelude::*;
+
+use super::cpu::{Level, level};
 
 const MR: usize = 12;
 const NR: usize = 32;
@@ -25,33 +27,22 @@ struct View<'a> {
     col_stride: usize,
 }
 
-/// Whether this CPU runs the AVX-512 kernel.
-fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// `a (m, k) @ b (k, n)`: with the AVX-512 kernel where it applies, else candle's multiply.
 pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
-    match avx512_matmul(a, b)? {
+    match avx512_matmul(level(), a, b)? {
         Some(product) => Ok(product),
         None => a.matmul(b),
     }
 }
 
-/// `a (m, k) @ b (k, n)` for 2-D f32 CPU tensors of any strides, when the AVX-512 kernel applies
-/// and the product is large enough to gain from it.
-fn avx512_matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Option<Tensor>> {
+/// `a (m, k) @ b (k, n)` for 2-D f32 CPU tensors of any strides, when `level` has the AVX-512
+/// kernel and the product is large enough to gain from it.
+fn avx512_matmul(level: Level, a: &Tensor, b: &Tensor) -> candle_core::Result<Option<Tensor>> {
     let (Ok((m, k)), Ok((k2, n))) = (a.dims2(), b.dims2()) else {
         return Ok(None);
     };
-    if k != k2 || !super::cpu::applies(&[a, b]) || m < 16 || n < NR || k < 16 || !available() {
+    let applies = level >= Level::Avx512 && super::cpu::applies(level, &[a, b]);
+    if k != k2 || !applies || m < 16 || n < NR || k < 16 {
         return Ok(None);
     }
     let (a_storage, a_layout) = a.storage_and_layout();
@@ -72,7 +63,7 @@ fn avx512_matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Option<Tensor>> 
         col_stride: b_layout.stride()[1],
     };
     let mut out = vec![0f32; m * n];
-    // SAFETY: `available()` found AVX-512F above.
+    // SAFETY: a level is only ever one this CPU runs, and this one has AVX-512F.
     unsafe { multiply(a_view, b_view, m, k, n, &mut out) };
     drop((a_storage, b_storage));
     Ok(Some(Tensor::from_vec(out, (m, n), a.device())?))
@@ -264,11 +255,17 @@ unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, out: &mut [f32; MR * N
 mod tests {
     use candle_core::{Device, Tensor};
 
+    use super::super::cpu::Level;
+
     #[test]
-    fn matches_candle_for_every_layout_and_edge() {
-        if !super::available() {
-            return;
+    fn matches_candle_for_every_layout_and_edge_at_every_level() {
+        for level in Level::available() {
+            products_match_candle(level);
         }
+    }
+
+    /// Below the AVX-512 level the kernel must decline (candle multiplies), at it it must run.
+    fn products_match_candle(level: Level) {
         let device = Device::Cpu;
         for (m, k, n) in [(16, 16, 32), (37, 300, 45), (130, 513, 97), (200, 64, 1000)] {
             let a = Tensor::randn(0f32, 1.0, (m, k), &device).unwrap();
@@ -280,8 +277,12 @@ mod tests {
                 (a.clone(), bt.t().unwrap()),
                 (at.t().unwrap(), b.clone()),
             ] {
-                let ours = super::avx512_matmul(&lhs, &rhs).unwrap().expect("applies");
                 let theirs = lhs.matmul(&rhs).unwrap();
+                let Some(ours) = super::avx512_matmul(level, &lhs, &rhs).unwrap() else {
+                    assert!(level < Level::Avx512, "the kernel declined at {level:?}");
+                    continue;
+                };
+                assert!(level >= Level::Avx512, "the kernel ran at {level:?}");
                 let difference = crate::model::max_abs_difference(&ours, &theirs);
                 assert!(
                     difference < 1e-3 * (k as f32).sqrt(),

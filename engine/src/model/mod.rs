@@ -5,6 +5,8 @@ pub(crate) mod cpu;
 pub(crate) mod gemm;
 pub mod t5;
 
+pub use cpu::{Level as KernelLevel, checked_level as kernel_level};
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -202,6 +204,7 @@ impl LoadedModel {
     /// command and the app load models here, so a broken folder is named in one line before any
     /// work.
     pub fn load(files: &ModelFiles, name: &str, device: &Device) -> Result<Self> {
+        kernel_level().map_err(Error::settings)?;
         let config = files.read_config()?;
         let tokenizer = files.tokenizer_for(&config)?;
         check_weights(files, &config)?;

@@ -5,7 +5,7 @@
 //! first layer of each stack and shared by the others, gated or plain feed-forward, and the tied
 //! embedding variant that scales the decoder output by `d_model^-0.5`.
 
-use candle_core::{D, DType, Device, IndexOp, Tensor};
+use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
@@ -13,7 +13,10 @@ use crate::error::{Error, Result};
 use crate::lora::{Adapter, Linear};
 
 mod backprop;
-pub use backprop::{Dropout, Gradients, Pair, Pass, Tape, Trained};
+mod forward;
+pub use backprop::{Gradients, Trained};
+pub(crate) use forward::apply_mask;
+pub use forward::{Dropout, Pair, Pass, Tape};
 
 /// `config.json` of a T5-family checkpoint, with transformers' defaults for absent keys.
 #[derive(Debug, Clone, Deserialize)]
@@ -233,8 +236,12 @@ impl LayerNorm {
         })
     }
 
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        candle_nn::ops::rms_norm(&xs.contiguous()?, &self.weight, self.eps)
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        Ok(candle_nn::ops::rms_norm(
+            &xs.contiguous()?,
+            &self.weight,
+            self.eps,
+        )?)
     }
 }
 
@@ -439,32 +446,6 @@ impl FeedForward {
             activation,
         })
     }
-
-    fn forward(&self, xs: &Tensor, adapter: Option<&Adapter>) -> Result<Tensor> {
-        let (activated, gate) = match &self.wi_gate {
-            Some(wi_gate) => {
-                let mut both = Linear::forward_each(&[&self.wi, wi_gate], xs, adapter)?;
-                let gate = both.pop();
-                (both.remove(0), gate)
-            }
-            None => (self.wi.forward(xs, adapter)?, None),
-        };
-        let fused = match self.activation {
-            Activation::GeluTanh => super::cpu::gelu_tanh(&activated, gate.as_ref())?,
-            _ => None,
-        };
-        let hidden = match fused {
-            Some(hidden) => hidden,
-            None => {
-                let hidden = self.activation.apply(&activated)?;
-                match &gate {
-                    Some(gate) => hidden.mul(gate)?,
-                    None => hidden,
-                }
-            }
-        };
-        self.wo.forward(&hidden, adapter)
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -499,43 +480,6 @@ impl EncoderBlock {
                 cfg.layer_norm_epsilon,
             )?,
         })
-    }
-
-    /// `hidden` is a padded batch `(batch, len, d_model)` with `bias` including the padding mask, or
-    /// with `packing` the real tokens of every row one after another `(1, total, d_model)`, each row
-    /// attending within itself, and `bias` the position bias of the longest row.
-    fn forward(
-        &self,
-        hidden: &Tensor,
-        bias: &Tensor,
-        packing: Option<&Packing>,
-        adapter: Option<&Adapter>,
-    ) -> Result<Tensor> {
-        let attention = &self.self_attention;
-        let normed = self.attention_norm.forward(hidden)?;
-        let attended = match packing {
-            None => {
-                let q = attention.project_heads(&attention.q, &normed, adapter)?;
-                let k = attention.project_heads(&attention.k, &normed, adapter)?;
-                let v = attention.project_heads(&attention.v, &normed, adapter)?;
-                attention.attend(&q, &k, &v, bias, adapter)?
-            }
-            Some(packing) => {
-                let q = attention.q.forward(&normed, adapter)?;
-                let k = attention.k.forward(&normed, adapter)?;
-                let v = attention.v.forward(&normed, adapter)?;
-                let mut contexts = Vec::with_capacity(packing.lengths.len());
-                for (start, len) in packing.segments() {
-                    let row = |t: &Tensor| attention.split_heads(&t.narrow(1, start, len)?);
-                    let bias = bias.narrow(2, 0, len)?.narrow(3, 0, len)?;
-                    contexts.push(attention.context(&row(&q)?, &row(&k)?, &row(&v)?, &bias)?);
-                }
-                attention.o.forward(&Tensor::cat(&contexts, 1)?, adapter)?
-            }
-        };
-        let hidden = (hidden + attended)?;
-        let normed = self.feed_forward_norm.forward(&hidden)?;
-        Ok((&hidden + self.feed_forward.forward(&normed, adapter)?)?)
     }
 }
 
@@ -630,8 +574,8 @@ pub struct Encoded {
     pub hidden: Tensor,
     /// Additive attention mask `(batch, 1, 1, source_len)`: 0 for tokens, a large negative for padding.
     pub mask: Tensor,
-    /// How the rows pack without padding, when they were packed.
-    packing: Option<Packing>,
+    /// How long each row is.
+    packing: Packing,
 }
 
 impl Encoded {
@@ -642,20 +586,104 @@ impl Encoded {
             .flat_map(|row| std::iter::repeat_n(row, times))
             .collect();
         let index = Tensor::new(index.as_slice(), self.hidden.device())?;
-        let packing = self.packing.as_ref().map(|p| Packing {
-            lengths: p
+        let packing = Packing {
+            lengths: self
+                .packing
                 .lengths
                 .iter()
                 .flat_map(|&len| std::iter::repeat_n(len, times))
                 .collect(),
-            width: p.width,
-        });
+            width: self.packing.width,
+        };
         Ok(Encoded {
             hidden: self.hidden.index_select(&index, 0)?,
             mask: self.mask.index_select(&index, 0)?,
             packing,
         })
     }
+}
+
+/// A weight of the model: a linear layer's (named after its module in PEFT's naming), or another
+/// one with its name in transformers' naming.
+pub enum Weight<'a> {
+    Linear(&'a Linear),
+    Other(String, &'a Tensor),
+}
+
+impl Weight<'_> {
+    /// The weight's name in transformers' naming (`encoder.block.0.layer.0.SelfAttention.q.weight`).
+    pub fn name(&self) -> String {
+        match self {
+            Weight::Linear(linear) => format!("{}.weight", linear.name()),
+            Weight::Other(name, _) => name.clone(),
+        }
+    }
+
+    pub fn tensor(&self) -> &Tensor {
+        match self {
+            Weight::Linear(linear) => linear.weight(),
+            Weight::Other(_, tensor) => tensor,
+        }
+    }
+}
+
+/// [`Weight`], to change.
+enum WeightMut<'a> {
+    Linear(&'a mut Linear),
+    Other(String, &'a mut Tensor),
+}
+
+/// The one walk over a model's weights, in transformers' order with `shared.weight` first, as a
+/// list of `$kind` ([`Weight`] or, with `mut`, [`WeightMut`]). A macro so that the same walk
+/// serves shared and exclusive borrows.
+macro_rules! walk_weights {
+    ($model:expr, $kind:ident $(, $m:tt)?) => {{
+        let model = $model;
+        let mut all = Vec::new();
+        all.push($kind::Other("shared.weight".to_string(), & $($m)? model.shared));
+        for block in & $($m)? model.encoder_blocks {
+            walk_weights!(@attention all, $kind, block.self_attention $(, $m)?);
+            walk_weights!(@norm all, $kind, block.attention_norm $(, $m)?);
+            walk_weights!(@feed_forward all, $kind, block.feed_forward $(, $m)?);
+            walk_weights!(@norm all, $kind, block.feed_forward_norm $(, $m)?);
+        }
+        walk_weights!(@norm all, $kind, model.encoder_norm $(, $m)?);
+        for block in & $($m)? model.decoder_blocks {
+            walk_weights!(@attention all, $kind, block.self_attention $(, $m)?);
+            walk_weights!(@norm all, $kind, block.self_attention_norm $(, $m)?);
+            walk_weights!(@attention all, $kind, block.cross_attention $(, $m)?);
+            walk_weights!(@norm all, $kind, block.cross_attention_norm $(, $m)?);
+            walk_weights!(@feed_forward all, $kind, block.feed_forward $(, $m)?);
+            walk_weights!(@norm all, $kind, block.feed_forward_norm $(, $m)?);
+        }
+        walk_weights!(@norm all, $kind, model.decoder_norm $(, $m)?);
+        if let Some(head) = & $($m)? model.lm_head {
+            all.push($kind::Linear(head));
+        }
+        all
+    }};
+    (@norm $all:ident, $kind:ident, $norm:expr $(, $m:tt)?) => {
+        $all.push($kind::Other($norm.name.clone(), & $($m)? $norm.weight))
+    };
+    (@attention $all:ident, $kind:ident, $attention:expr $(, $m:tt)?) => {{
+        let attention = & $($m)? $attention;
+        let table = format!("{}.relative_attention_bias.weight", attention.path);
+        $all.push($kind::Linear(& $($m)? attention.q));
+        $all.push($kind::Linear(& $($m)? attention.k));
+        $all.push($kind::Linear(& $($m)? attention.v));
+        $all.push($kind::Linear(& $($m)? attention.o));
+        if let Some(bias) = & $($m)? attention.relative_attention_bias {
+            $all.push($kind::Other(table, bias));
+        }
+    }};
+    (@feed_forward $all:ident, $kind:ident, $feed_forward:expr $(, $m:tt)?) => {{
+        let feed_forward = & $($m)? $feed_forward;
+        $all.push($kind::Linear(& $($m)? feed_forward.wi));
+        if let Some(gate) = & $($m)? feed_forward.wi_gate {
+            $all.push($kind::Linear(gate));
+        }
+        $all.push($kind::Linear(& $($m)? feed_forward.wo));
+    }};
 }
 
 /// A T5-family encoder-decoder with its language-model head.
@@ -721,38 +749,42 @@ impl T5 {
         &self.device
     }
 
-    /// Every linear layer, for adapters to attach to or merge into.
-    pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
-        fn attention(a: &mut Attention) -> [&mut Linear; 4] {
-            [&mut a.q, &mut a.k, &mut a.v, &mut a.o]
-        }
-        fn feed_forward(f: &mut FeedForward) -> Vec<&mut Linear> {
-            let mut all = vec![&mut f.wi, &mut f.wo];
-            if let Some(gate) = &mut f.wi_gate {
-                all.push(gate);
+    /// Every weight, in transformers' order with `shared.weight` first.
+    pub fn weights(&self) -> Vec<Weight<'_>> {
+        walk_weights!(self, Weight)
+    }
+
+    fn weights_mut(&mut self) -> Vec<WeightMut<'_>> {
+        walk_weights!(self, WeightMut, mut)
+    }
+
+    /// Every weight with its name, for what trains or saves them all.
+    pub fn named_weights(&self) -> Vec<(String, Tensor)> {
+        self.weights()
+            .into_iter()
+            .map(|w| (w.name(), w.tensor().clone()))
+            .collect()
+    }
+
+    /// Calls `visit` with the name and storage of every weight.
+    pub fn visit_weights_mut(&mut self, visit: &mut dyn FnMut(&str, &mut Tensor)) {
+        for weight in self.weights_mut() {
+            match weight {
+                WeightMut::Linear(linear) => {
+                    let name = format!("{}.weight", linear.name());
+                    visit(&name, linear.weight_mut());
+                }
+                WeightMut::Other(name, tensor) => visit(&name, tensor),
             }
-            all
         }
-        let mut linears = Vec::new();
-        for block in &mut self.encoder_blocks {
-            linears.extend(attention(&mut block.self_attention));
-            linears.extend(feed_forward(&mut block.feed_forward));
-        }
-        for block in &mut self.decoder_blocks {
-            linears.extend(attention(&mut block.self_attention));
-            linears.extend(attention(&mut block.cross_attention));
-            linears.extend(feed_forward(&mut block.feed_forward));
-        }
-        if let Some(head) = &mut self.lm_head {
-            linears.push(head);
-        }
-        linears
     }
 
     /// Folds `adapter` into the base weights of the layers it adapts.
     pub fn merge_adapter(&mut self, adapter: &Adapter) -> Result<()> {
-        for linear in self.linears_mut() {
-            if let Some(lora) = adapter.layers.get(linear.name()) {
+        for weight in self.weights_mut() {
+            if let WeightMut::Linear(linear) = weight
+                && let Some(lora) = adapter.layers.get(linear.name())
+            {
                 linear.merge(lora)?;
             }
         }
@@ -761,48 +793,56 @@ impl T5 {
 
     /// Names and shapes `(out, in)` of every linear layer, in PEFT's module naming.
     pub fn linear_shapes(&self) -> Vec<(String, usize, usize)> {
-        let mut copy = self.clone();
-        copy.linears_mut()
+        self.weights()
             .into_iter()
-            .map(|l| (l.name().to_string(), l.out_features(), l.in_features()))
+            .filter_map(|w| match w {
+                Weight::Linear(l) => {
+                    Some((l.name().to_string(), l.out_features(), l.in_features()))
+                }
+                Weight::Other(..) => None,
+            })
             .collect()
     }
 
-    /// Runs the encoder over `input_ids (batch, len)` with `attention_mask (batch, len)` (1 token, 0 pad).
+    /// Runs the encoder over `input_ids (batch, len)` with `attention_mask (batch, len)`: ones for
+    /// tokens, then zeros for the padding on the right.
     pub fn encode(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
         adapter: Option<&Adapter>,
     ) -> Result<Encoded> {
-        let (_, len) = input_ids.dims2()?;
-        let mask = additive_mask(attention_mask)?;
-        let first = &self.encoder_blocks[0].self_attention;
-        let position_bias = first.position_bias(0, len, len, &self.device)?;
-        // Padding costs as much as real tokens in every linear layer: pack the rows when it helps.
-        let packing = Packing::of(attention_mask)?;
-        let hidden = match &packing {
-            Some(packing) => {
-                let mut hidden = self.embed(&packing.pack(input_ids)?)?;
-                for block in &self.encoder_blocks {
-                    hidden = block.forward(&hidden, &position_bias, Some(packing), adapter)?;
-                }
-                packing.unpack(&self.encoder_norm.forward(&hidden)?)?
-            }
-            None => {
-                let bias = position_bias.broadcast_add(&mask)?;
-                let mut hidden = self.embed(input_ids)?;
-                for block in &self.encoder_blocks {
-                    hidden = block.forward(&hidden, &bias, None, adapter)?;
-                }
-                self.encoder_norm.forward(&hidden)?
-            }
+        let (batch, width) = input_ids.dims2()?;
+        let (packing, packed) = self.encoder_output(input_ids, attention_mask, adapter)?;
+        let hidden = if packing.padded() {
+            packing.unpack(&packed.unsqueeze(0)?)?
+        } else {
+            packed.reshape((batch, width, self.config.d_model))?
         };
         Ok(Encoded {
             hidden,
-            mask,
+            mask: additive_mask(attention_mask)?,
             packing,
         })
+    }
+
+    /// The encoder's output for a right-padded batch, packed `(tokens, d_model)`, with the rows' lengths.
+    fn encoder_output(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        adapter: Option<&Adapter>,
+    ) -> Result<(Packing, Tensor)> {
+        let packing = Packing::of(attention_mask)?;
+        let ids = input_ids.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+        let rows = ids
+            .iter()
+            .zip(&packing.lengths)
+            .map(|(row, &len)| &row[..len]);
+        let source = forward::Packed::new(rows, self)?;
+        let bias = self.encoder_bias(source.longest())?;
+        let (output, _) = self.encoder_pass(&source, &bias, adapter, &mut None, false)?;
+        Ok((packing, output))
     }
 
     /// Prepares incremental decoding over `encoded`: the cross-attention keys and values of every layer.
@@ -811,9 +851,10 @@ impl T5 {
         encoded: &Encoded,
         adapter: Option<&Adapter>,
     ) -> Result<DecoderState> {
-        let packed = match &encoded.packing {
-            Some(packing) => Some((packing, packing.pack(&encoded.hidden)?)),
-            None => None,
+        // Padding costs as much as real tokens in a linear layer: the rows are packed for it.
+        let packed = match encoded.packing.padded() {
+            true => Some(encoded.packing.pack(&encoded.hidden)?),
+            false => None,
         };
         let layers = self
             .decoder_blocks
@@ -822,9 +863,9 @@ impl T5 {
                 let attention = &block.cross_attention;
                 let project = |linear: &Linear| -> Result<Tensor> {
                     match &packed {
-                        Some((packing, hidden)) => {
+                        Some(hidden) => {
                             let projected = linear.forward(hidden, adapter)?;
-                            Ok(attention.split_heads(&packing.unpack(&projected)?)?)
+                            Ok(attention.split_heads(&encoded.packing.unpack(&projected)?)?)
                         }
                         None => attention.project_heads(linear, &encoded.hidden, adapter),
                     }
@@ -868,8 +909,9 @@ impl T5 {
                 &[&attention.q, &attention.k, &attention.v],
                 &normed,
                 adapter,
+                &mut None,
             )?;
-            let [q, k, v] = [0, 1, 2].map(|i| attention.split_heads(&projected[i]));
+            let [q, k, v] = [0, 1, 2].map(|i| attention.split_heads(&projected[i].0));
             let (q, mut k, mut v) = (q?, k?, v?);
             if let (Some(past_k), Some(past_v)) = (&cache.self_keys, &cache.self_values) {
                 k = Tensor::cat(&[past_k, &k], 2)?;
@@ -892,11 +934,14 @@ impl T5 {
                 )?)?;
 
             let normed = block.feed_forward_norm.forward(&hidden)?;
-            hidden = (&hidden + block.feed_forward.forward(&normed, adapter)?)?;
+            let (fed, _) = block
+                .feed_forward
+                .forward_taped(&normed, adapter, &mut None)?;
+            hidden = (&hidden + fed)?;
         }
         state.position = total;
         let hidden = self.decoder_norm.forward(&hidden)?;
-        self.lm_logits(&hidden, adapter)
+        Ok(self.head_taped(&hidden, adapter, &mut None)?.0)
     }
 
     /// Token embeddings of `ids (batch, len)`: `(batch, len, d_model)`.
@@ -907,19 +952,8 @@ impl T5 {
             .reshape((b, len, self.config.d_model))
     }
 
-    fn lm_logits(&self, hidden: &Tensor, adapter: Option<&Adapter>) -> Result<Tensor> {
-        match &self.lm_head {
-            Some(head) => head.forward(hidden, adapter),
-            None => {
-                let scaled = (hidden * (self.config.d_model as f64).powf(-0.5))?;
-                let (b, s, d) = scaled.dims3()?;
-                let logits = super::gemm::matmul(&scaled.reshape((b * s, d))?, &self.shared.t()?)?;
-                Ok(logits.reshape((b, s, self.config.vocab_size))?)
-            }
-        }
-    }
-
-    /// Teacher-forced logits `(batch, target_len, vocab)` for `decoder_input_ids` (the labels shifted right).
+    /// Teacher-forced logits `(batch, target_len, vocab)` for `decoder_input_ids` (the labels
+    /// shifted right), every position of every row included.
     pub fn forward(
         &self,
         input_ids: &Tensor,
@@ -927,9 +961,22 @@ impl T5 {
         decoder_input_ids: &Tensor,
         adapter: Option<&Adapter>,
     ) -> Result<Tensor> {
-        let encoded = self.encode(input_ids, attention_mask, adapter)?;
-        let mut state = self.start_decoding(&encoded, adapter)?;
-        self.decode(decoder_input_ids, &mut state, adapter)
+        let (packing, source) = self.encoder_output(input_ids, attention_mask, adapter)?;
+        let (batch, width) = decoder_input_ids.dims2()?;
+        let ids = decoder_input_ids.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+        let target = forward::Packed::new(ids.iter().map(Vec::as_slice), self)?;
+        let bias = self.decoder_bias(width)?;
+        let source_rows = forward::segments(packing.lengths.iter().copied());
+        let (logits, _) = self.decoder_pass(
+            &target,
+            &bias,
+            &source,
+            &source_rows,
+            adapter,
+            &mut None,
+            false,
+        )?;
+        Ok(logits.reshape((batch, width, self.config.vocab_size))?)
     }
 
     /// The teacher-forced loss of each target: the mean token cross-entropy of `targets[i]` (with its
@@ -942,38 +989,24 @@ impl T5 {
         targets: &[Vec<u32>],
         adapter: Option<&Adapter>,
     ) -> Result<Vec<f64>> {
-        let start = self.config.decoder_start();
-        let width = targets.iter().map(Vec::len).max().unwrap_or(0).max(1);
-        // The decoder reads each target shifted right behind the start token.
-        let decoder_inputs: Vec<u32> = targets
+        let lengths = Packing::of(attention_mask)?.lengths;
+        let ids = input_ids.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+        let pairs: Vec<Pair> = ids
             .iter()
-            .flat_map(|target| {
-                let shifted = std::iter::once(start)
-                    .chain(target.iter().copied())
-                    .take(target.len().max(1));
-                shifted
-                    .chain(std::iter::repeat(self.config.pad_token_id))
-                    .take(width)
+            .zip(&lengths)
+            .zip(targets)
+            .map(|((row, &len), target)| Pair {
+                source: row[..len].to_vec(),
+                target: target.clone(),
             })
             .collect();
-        let decoder_inputs =
-            Tensor::from_vec(decoder_inputs, (targets.len(), width), &self.device)?;
-        let log_probs = candle_nn::ops::log_softmax(
-            &self.forward(input_ids, attention_mask, &decoder_inputs, adapter)?,
-            D::Minus1,
-        )?;
-        let log_probs = log_probs.to_vec3::<f32>()?;
-        Ok(targets
+        let refs: Vec<&Pair> = pairs.iter().collect();
+        let pass = self.losses(&refs, adapter)?;
+        Ok(pass
+            .target_losses
             .iter()
-            .zip(&log_probs)
-            .map(|(target, rows)| {
-                let total: f64 = target
-                    .iter()
-                    .zip(rows)
-                    .map(|(&token, row)| -(row[token as usize] as f64))
-                    .sum();
-                total / target.len().max(1) as f64
-            })
+            .zip(targets)
+            .map(|(loss, target)| loss / target.len().max(1) as f64)
             .collect())
     }
 
@@ -985,7 +1018,7 @@ impl T5 {
     }
 }
 
-/// The rows of a right-padded batch laid end to end without their padding.
+/// The rows of a right-padded batch: how many real tokens each holds, and the padded width.
 #[derive(Debug, Clone)]
 struct Packing {
     lengths: Vec<usize>,
@@ -993,29 +1026,27 @@ struct Packing {
 }
 
 impl Packing {
-    /// The packing of a batch whose mask is ones then zeros in every row, when it saves work.
-    fn of(attention_mask: &Tensor) -> Result<Option<Self>> {
+    /// The lengths of the rows of a mask of ones then zeros in every row; another mask (padding
+    /// on the left or inside, an empty row) is refused.
+    fn of(attention_mask: &Tensor) -> Result<Self> {
         let rows = attention_mask.to_dtype(DType::U32)?.to_vec2::<u32>()?;
         let width = rows.first().map_or(0, Vec::len);
         let mut lengths = Vec::with_capacity(rows.len());
         for row in &rows {
             let len = row.iter().take_while(|&&m| m == 1).count();
             if len == 0 || row[len..].iter().any(|&m| m != 0) {
-                return Ok(None);
+                return Err(Error::settings(
+                    "the attention mask must be ones then zeros (padding on the right) in every row",
+                ));
             }
             lengths.push(len);
         }
-        let padded = lengths.iter().any(|&len| len < width);
-        Ok((rows.len() > 1 && padded).then_some(Self { lengths, width }))
+        Ok(Self { lengths, width })
     }
 
-    /// `(start, len)` of each row in the packed sequence.
-    fn segments(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.lengths.iter().scan(0, |start, &len| {
-            let segment = (*start, len);
-            *start += len;
-            Some(segment)
-        })
+    /// Whether some row is shorter than the batch.
+    fn padded(&self) -> bool {
+        self.lengths.iter().any(|&len| len < self.width)
     }
 
     /// `(batch, width, ...)` to `(1, total, ...)`.
@@ -1031,8 +1062,8 @@ impl Packing {
 
     /// `(1, total, d)` to `(batch, width, d)`, padding positions zero.
     fn unpack(&self, packed: &Tensor) -> Result<Tensor> {
-        let rows = self
-            .segments()
+        let rows = forward::segments(self.lengths.iter().copied())
+            .into_iter()
             .map(|(start, len)| {
                 packed
                     .narrow(1, start, len)?

@@ -9,8 +9,8 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::TrainSettings;
 use super::optimizer::{AdamW, Moments};
-use super::{TrainSettings, visit_adapter_mut};
 use crate::adapter::serialize_tensors;
 use crate::error::{Error, Result};
 use crate::fsutil::{FolderLock, NewFolder, write_atomically};
@@ -149,14 +149,10 @@ pub(super) fn fingerprint(
 /// Names and tensors of what is trained.
 fn trained_weights(t5: &T5, adapter: Option<&Adapter>) -> Vec<(String, Tensor)> {
     match adapter {
-        Some(adapter) => {
-            let mut copy = adapter.clone();
-            let mut named = Vec::new();
-            visit_adapter_mut(&mut copy, &mut |name, tensor| {
-                named.push((name.to_string(), tensor.clone()))
-            });
-            named
-        }
+        Some(adapter) => adapter
+            .weights()
+            .map(|(name, tensor)| (name, tensor.clone()))
+            .collect(),
         None => t5.named_weights(),
     }
 }
@@ -351,7 +347,11 @@ pub(super) fn restore(
         }
     };
     match adapter {
-        Some(adapter) => visit_adapter_mut(adapter, &mut restore_one),
+        Some(adapter) => {
+            for (name, tensor) in adapter.weights_mut() {
+                restore_one(&name, tensor);
+            }
+        }
         None => t5.visit_weights_mut(&mut restore_one),
     }
     if let Some(name) = missing {

@@ -15,157 +15,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapter;
 use crate::data::Dialogue;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Sentence};
 use crate::lora::{Adapter, LoraConfig, TargetModules};
 use crate::model::t5::{Dropout, Gradients, Pair, T5, Trained};
 use crate::model::{LoadedModel, ModelFiles};
 use crate::rng::SplitMix64;
-use crate::summarize::DEFAULT_PROMPT;
 use crate::task::Cancel;
 use checkpoint::{Checkpoint, Progress};
 pub use checkpoint::{exists as has_checkpoint, stopped_at};
-pub use optimizer::Schedule;
+use dialora_settings::{Refusal, Setting};
+pub use dialora_settings::{Schedule, TrainSettings};
 use optimizer::{AdamW, clip_factor};
-
-/// Everything that decides how a run learns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainSettings {
-    /// Train every weight instead of a LoRA adapter.
-    pub full: bool,
-    pub rank: usize,
-    pub alpha: f64,
-    /// Dropout on the LoRA path.
-    pub lora_dropout: f64,
-    /// Module names (`q`, `v`, `wi_0`, `lm_head` ...) as PEFT's `target_modules`.
-    pub targets: Vec<String>,
-    pub use_rslora: bool,
-    pub learning_rate: f64,
-    pub weight_decay: f64,
-    pub batch_size: usize,
-    pub gradient_accumulation: usize,
-    pub epochs: usize,
-    /// Stops after this many optimizer steps (overrides `epochs`).
-    pub max_steps: Option<usize>,
-    pub warmup_steps: usize,
-    pub schedule: Schedule,
-    /// Clips the global gradient norm to this (0: no clipping).
-    pub max_grad_norm: f64,
-    pub seed: u64,
-    pub shuffle: bool,
-    pub max_source_length: usize,
-    pub max_target_length: usize,
-    /// The model's own dropout; `None` keeps the checkpoint's `dropout_rate`.
-    pub model_dropout: Option<f64>,
-    pub prompt_template: String,
-    /// Train on summaries still marked as unreviewed drafts too (they are left out otherwise).
-    #[serde(default)]
-    pub include_drafts: bool,
-    /// Validation loss every this many steps (and at the end).
-    pub eval_every: Option<usize>,
-    /// A checkpoint every this many steps (and on cancel).
-    pub checkpoint_every: Option<usize>,
-}
-
-impl Default for TrainSettings {
-    fn default() -> Self {
-        Self {
-            full: false,
-            rank: 32,
-            alpha: 32.0,
-            lora_dropout: 0.05,
-            targets: vec!["q".into(), "v".into()],
-            use_rslora: false,
-            learning_rate: 1e-3,
-            weight_decay: 0.01,
-            batch_size: 8,
-            gradient_accumulation: 1,
-            epochs: 1,
-            max_steps: None,
-            warmup_steps: 0,
-            schedule: Schedule::Linear,
-            max_grad_norm: 1.0,
-            seed: 42,
-            shuffle: true,
-            max_source_length: 512,
-            max_target_length: 128,
-            model_dropout: None,
-            prompt_template: DEFAULT_PROMPT.to_string(),
-            include_drafts: false,
-            eval_every: None,
-            checkpoint_every: None,
-        }
-    }
-}
-
-impl TrainSettings {
-    /// Refuses settings that cannot train, naming the option.
-    pub fn validate(&self) -> Result<()> {
-        let fail = |message: &str| Err(Error::settings(message));
-        if !self.full && self.rank == 0 {
-            return fail("--rank must be at least 1");
-        }
-        if !(self.full || self.alpha > 0.0 && self.alpha.is_finite()) {
-            return fail("--alpha must be a positive number");
-        }
-        if !(0.0..1.0).contains(&self.lora_dropout) {
-            return fail("--dropout must be at least 0 and below 1");
-        }
-        if self.model_dropout.is_some_and(|p| !(0.0..1.0).contains(&p)) {
-            return fail("--model-dropout must be at least 0 and below 1");
-        }
-        if !self.full && self.targets.is_empty() {
-            return fail(
-                "--targets must name at least one module (q, k, v, o, wi, wi_0, wi_1, wo, lm_head)",
-            );
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return fail("--learning-rate must be a positive number");
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return fail("--weight-decay must be 0 or more");
-        }
-        if self.batch_size == 0 {
-            return fail("--batch-size must be at least 1");
-        }
-        if self.gradient_accumulation == 0 {
-            return fail("--gradient-accumulation must be at least 1");
-        }
-        if self.epochs == 0 && self.max_steps.is_none() {
-            return fail("--epochs must be at least 1");
-        }
-        if self.max_steps == Some(0) {
-            return fail("--max-steps must be at least 1");
-        }
-        if !(self.max_grad_norm >= 0.0 && self.max_grad_norm.is_finite()) {
-            return fail("--max-grad-norm must be 0 (no clipping) or more");
-        }
-        if self.max_source_length < 2 || self.max_target_length < 2 {
-            return fail("--max-source-length and --max-target-length must be at least 2");
-        }
-        if !self.prompt_template.contains("{dialogue}") {
-            return fail("--prompt-template must contain {dialogue}");
-        }
-        if self.eval_every == Some(0) || self.checkpoint_every == Some(0) {
-            return fail("--eval-every and --checkpoint-every must be at least 1");
-        }
-        Ok(())
-    }
-
-    fn examples_per_step(&self) -> usize {
-        self.batch_size.saturating_mul(self.gradient_accumulation)
-    }
-
-    /// Optimizer steps in one pass over `examples`.
-    pub fn steps_per_epoch(&self, examples: usize) -> usize {
-        examples.div_ceil(self.examples_per_step())
-    }
-
-    /// Optimizer steps a run over `examples` takes: `max_steps`, else every epoch's.
-    pub fn total_steps(&self, examples: usize) -> usize {
-        self.max_steps
-            .unwrap_or(self.steps_per_epoch(examples).saturating_mul(self.epochs))
-    }
-}
 
 /// The most steps one run takes: a billion, which no run of a day reaches, so that a number typed
 /// by mistake is refused rather than run for ever.
@@ -226,7 +86,7 @@ pub enum TrainEvent {
         trainable_parameters: usize,
     },
     Warning {
-        message: String,
+        message: Sentence,
     },
     Step(StepRecord),
     Checkpoint {
@@ -285,9 +145,10 @@ fn tokenize(model: &LoadedModel, data: &TrainData, settings: &TrainSettings) -> 
     if pairs.is_empty() && drafts > 0 {
         return Err(Error::invalid(
             &data.source,
-            format!(
-                "all {drafts} summaries are unreviewed drafts (\"draft\": true): review them first, or pass --include-drafts"
-            ),
+            Sentence::from(format!(
+                "all {drafts} summaries are unreviewed drafts (\"draft\": true): "
+            ))
+            .remedy(Setting::IncludeDrafts),
         ));
     }
     if pairs.is_empty() {
@@ -348,10 +209,14 @@ fn new_adapter(t5: &T5, settings: &TrainSettings, base_model: &str) -> Result<Ad
         .collect();
     for target in &settings.targets {
         if !last_names.contains(target.as_str()) {
-            return Err(Error::settings(format!(
-                "--targets: this model has no module \"{target}\"; it has {}",
-                last_names.iter().copied().collect::<Vec<_>>().join(", ")
-            )));
+            return Err(Refusal::new(
+                Setting::Targets,
+                format!(
+                    "names \"{target}\", which this model has no module of; it has {}",
+                    last_names.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .into());
         }
     }
     let config = LoraConfig {
@@ -399,14 +264,6 @@ fn new_adapter(t5: &T5, settings: &TrainSettings, base_model: &str) -> Result<Ad
     Adapter::new(config, weights, &shapes)
 }
 
-/// Calls `visit` with the name (as gradients name it) and storage of every adapter weight.
-fn visit_adapter_mut(adapter: &mut Adapter, visit: &mut dyn FnMut(&str, &mut Tensor)) {
-    for (module, lora) in adapter.layers.iter_mut() {
-        visit(&format!("{module}.lora_A.weight"), &mut lora.a);
-        visit(&format!("{module}.lora_B.weight"), &mut lora.b);
-    }
-}
-
 /// The order in which epoch `epoch` visits the examples.
 fn epoch_order(count: usize, epoch: usize, settings: &TrainSettings) -> Vec<usize> {
     let mut order: Vec<usize> = (0..count).collect();
@@ -432,7 +289,7 @@ fn mean_loss(
     for chunk in pairs.chunks(batch) {
         cancel.check()?;
         let refs: Vec<&Pair> = chunk.iter().collect();
-        let pass = t5.training_forward(&refs, adapter, &mut None)?;
+        let pass = t5.losses(&refs, adapter)?;
         sum += pass.loss_sum;
         tokens += pass.target_tokens;
     }
@@ -450,27 +307,38 @@ pub fn train(
     settings.validate()?;
     let examples = tokenize(request.model, request.train, settings)?;
     let count = examples.pairs.len();
+    let source = request.train.source.display();
     if settings.batch_size > count {
-        return Err(Error::settings(format!(
-            "--batch-size {} is larger than the {count} training examples in {}",
-            settings.batch_size,
-            request.train.source.display()
-        )));
+        return Err(Refusal::new(
+            Setting::BatchSize,
+            format!(
+                "{} is larger than the {count} training examples in {source}",
+                settings.batch_size
+            ),
+        )
+        .into());
     }
     if settings.examples_per_step() > count {
-        return Err(Error::settings(format!(
-            "--batch-size {} with --gradient-accumulation {} makes steps of more examples than the {count} in {}",
-            settings.batch_size,
-            settings.gradient_accumulation,
-            request.train.source.display()
-        )));
+        return Err(Refusal::new(
+            Setting::GradientAccumulation,
+            format!(
+                "{} with a batch size of {} makes steps of more examples than the {count} in {source}",
+                settings.gradient_accumulation, settings.batch_size
+            ),
+        )
+        .into());
     }
     let total_steps = settings.total_steps(count);
     if total_steps > MAX_STEPS {
-        return Err(Error::settings(format!(
-            "--epochs {} (or --max-steps) makes {total_steps} steps; a run takes at most {MAX_STEPS}",
-            settings.epochs
-        )));
+        let setting = match settings.max_steps {
+            Some(_) => Setting::MaxSteps,
+            None => Setting::Epochs,
+        };
+        return Err(Refusal::new(
+            setting,
+            format!("makes {total_steps} steps; a run takes at most {MAX_STEPS}"),
+        )
+        .into());
     }
     let validation = match request.validation {
         Some(data) => Some(tokenize(request.model, data, settings)?.pairs),
@@ -493,11 +361,25 @@ pub fn train(
         None => None,
     };
 
-    crate::runtime::check_memory(
-        "training",
-        memory_needed(&request.model.t5, settings, count),
-        "choose a smaller model, --batch-size or --rank",
-    )?;
+    let needed = memory_needed(&request.model.t5, settings, count);
+    if let Some(shortfall) = crate::runtime::memory_shortfall("training", needed) {
+        // The rank is to blame when the same run at rank 1 would fit.
+        let at_rank_one = TrainSettings {
+            rank: 1,
+            ..settings.clone()
+        };
+        let small_rank = memory_needed(&request.model.t5, &at_rank_one, count);
+        let (setting, value, others) =
+            match crate::runtime::memory_shortfall("training", small_rank) {
+                None if !settings.full => (Setting::Rank, settings.rank, "a smaller batch size"),
+                _ => (Setting::BatchSize, settings.batch_size, "a lower rank"),
+            };
+        return Err(Refusal::new(
+            setting,
+            format!("{value}: {shortfall}; choose a smaller one, {others} or a smaller model"),
+        )
+        .into());
+    }
     let steps_per_epoch = settings.steps_per_epoch(count);
     let trained = if settings.full {
         Trained::Everything
@@ -516,20 +398,23 @@ pub fn train(
     for (count, what) in [
         (
             examples.drafts,
-            "dialogues left out: their summaries are unreviewed drafts (\"draft\": true); review them, or pass --include-drafts",
+            Sentence::from(
+                "dialogues left out: their summaries are unreviewed drafts (\"draft\": true); ",
+            )
+            .remedy(Setting::IncludeDrafts),
         ),
         (
             examples.truncated_sources,
-            "dialogues were cut to --max-source-length",
+            Sentence::from("dialogues were cut to ").setting(Setting::MaxSourceLength),
         ),
         (
             examples.truncated_targets,
-            "summaries were cut to --max-target-length",
+            Sentence::from("summaries were cut to ").setting(Setting::MaxTargetLength),
         ),
     ] {
         if count > 0 {
             on_event(TrainEvent::Warning {
-                message: format!("{count} {what}"),
+                message: Sentence::from(format!("{count} ")).then(what),
             });
         }
     }
@@ -601,11 +486,11 @@ pub fn train(
             if cancel.is_cancelled() {
                 return Err(stop(output, &state, t5, adapter.as_ref(), on_event));
             }
-            let pass = t5.training_forward(micro_batch, adapter.as_ref(), &mut dropout)?;
+            let (pass, tape) = t5.training_forward(micro_batch, adapter.as_ref(), &mut dropout)?;
             loss_sum += pass.loss_sum;
             tokens_seen += pass.source_tokens + pass.target_tokens;
             gradients.accumulate(t5.backward(
-                pass.tape,
+                tape,
                 adapter.as_ref(),
                 trained,
                 1.0 / group_targets as f64,
@@ -636,7 +521,9 @@ pub fn train(
             Some(adapter) => state
                 .optimizer
                 .step(&gradients, clip, learning_rate, |visit| {
-                    visit_adapter_mut(adapter, visit)
+                    for (name, tensor) in adapter.weights_mut() {
+                        visit(&name, tensor);
+                    }
                 })?,
             None => state
                 .optimizer

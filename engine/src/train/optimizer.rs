@@ -1,45 +1,13 @@
-//! The optimizer side of training, with PyTorch's and transformers' exact semantics: AdamW
-//! (decoupled weight decay, bias correction), clipping by the global gradient norm, and the
-//! learning-rate schedules of `transformers.get_scheduler`.
+//! The optimizer side of training, with PyTorch's exact semantics: AdamW (decoupled weight decay,
+//! bias correction) and clipping by the global gradient norm. The learning-rate schedules are the
+//! settings crate's `Schedule`.
 
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Tensor};
-use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::t5::Gradients;
-
-/// How the learning rate changes over the run, after a linear warm-up from 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Schedule {
-    /// Decays linearly to 0 at the last step (transformers' default).
-    #[default]
-    Linear,
-    Constant,
-    /// Half a cosine wave down to 0.
-    Cosine,
-}
-
-impl Schedule {
-    /// The factor of the base learning rate at optimizer step `step` (0-based) of `total`, as
-    /// transformers' `LambdaLR` schedules compute it.
-    pub fn factor(self, step: usize, warmup: usize, total: usize) -> f64 {
-        if step < warmup {
-            return step as f64 / warmup.max(1) as f64;
-        }
-        let remaining = total.saturating_sub(warmup).max(1) as f64;
-        match self {
-            Schedule::Constant => 1.0,
-            Schedule::Linear => (total.saturating_sub(step) as f64 / remaining).max(0.0),
-            Schedule::Cosine => {
-                let progress = (step - warmup) as f64 / remaining;
-                (0.5 * (1.0 + (std::f64::consts::PI * progress).cos())).max(0.0)
-            }
-        }
-    }
-}
 
 /// The first and second moments of one parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,20 +126,4 @@ pub fn clip_factor(gradients: &Gradients, max_norm: f64) -> Result<(f64, f64)> {
         return Ok((1.0, total));
     }
     Ok(((max_norm / (total + 1e-6)).min(1.0), total))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Schedule;
-
-    #[test]
-    fn schedules_match_transformers() {
-        // get_linear_schedule_with_warmup(warmup=2, total=10)
-        let linear: Vec<f64> = (0..10).map(|s| Schedule::Linear.factor(s, 2, 10)).collect();
-        assert_eq!(&linear[..4], &[0.0, 0.5, 1.0, 0.875]);
-        assert_eq!(linear[9], 0.125);
-        assert_eq!(Schedule::Constant.factor(7, 0, 10), 1.0);
-        assert!((Schedule::Cosine.factor(6, 2, 10) - 0.5).abs() < 1e-12);
-        assert_eq!(Schedule::Cosine.factor(2, 2, 10), 1.0);
-    }
 }

@@ -9,7 +9,7 @@ use dialora_engine::fsutil::write_atomically;
 use dialora_engine::summarize::Summarizer;
 use dialora_engine::task::{Cancel, ProgressSink};
 use dialora_engine::{Error, Result, adapter, hub, train};
-use dialora_ui::protocol::{AdapterEntry, DataRequest, IfExists, InterruptedRun, TrainOptions};
+use dialora_ui::protocol::{AdapterEntry, DataRequest, IfExists, InterruptedRun, TrainSettings};
 use serde::{Deserialize, Serialize};
 
 use super::folders;
@@ -22,7 +22,7 @@ const SCORES_FILE: &str = "dialora-scores.json";
 pub struct RunRecord {
     pub model: String,
     pub data: DataRequest,
-    pub settings: TrainOptions,
+    pub settings: TrainSettings,
     pub total_steps: usize,
 }
 

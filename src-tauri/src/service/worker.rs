@@ -13,16 +13,15 @@ use dialora_engine::eval::{self, EvalSettings};
 use dialora_engine::fsutil::write_atomically;
 use dialora_engine::long_input::LongInput;
 use dialora_engine::model::{DeviceChoice, LoadedModel, ModelFiles};
-use dialora_engine::summarize::{DEFAULT_PROMPT, STYLES, SummarizeSettings, Summarizer};
+use dialora_engine::summarize::{STYLES, SummarizeSettings, Summarizer};
 use dialora_engine::task::{Cancel, NoProgress};
 use dialora_engine::train::{self, TrainData, TrainEvent, TrainRequest, TrainSettings};
 use dialora_engine::{Error, Result, adapter, hub, long_input, report};
-use dialora_ui::presets::explain;
+use dialora_ui::presets::AppWords;
 use dialora_ui::protocol::{
     Columns, Command, DIALOGSUM, DataRequest, DataSummary, Device, Estimate, Evaluation, Event,
     ExampleRow, Machine, ModelInfo, Outcome, PreviewRow, Problem, ProblemKind, RunScores, SAMPLES,
-    Settings, StyleChoice, SummaryResult, Task, TrainOptions, TrainPoint, Transcript,
-    training_memory,
+    Settings, StyleChoice, SummaryResult, Task, TrainPoint, Transcript, training_memory,
 };
 use dialora_ui::samples;
 
@@ -234,7 +233,7 @@ impl Worker {
             Ok(Ok(())) => Outcome::Done,
             Ok(Err(Error::Cancelled)) => Outcome::Cancelled,
             Ok(Err(error)) => Outcome::Failed {
-                problem: problems::problem(&error, in_app_words(&error.to_string())),
+                problem: problems::problem(&error, error.worded(&AppWords)),
             },
             Err(_) => Outcome::Failed {
                 problem: Problem {
@@ -388,7 +387,7 @@ impl Worker {
         let mut read = |spec: &str, split: &str| -> Result<(TrainData, String)> {
             let imported =
                 hub::import_data(Path::new(spec), split, &options, &progress, &self.cancel)?;
-            warnings.extend(imported.warnings.iter().map(|w| w.to_string()));
+            warnings.extend(imported.warnings.iter().map(|w| w.worded(&AppWords)));
             let format = format!("{:?}", imported.format).to_uppercase();
             Ok((
                 TrainData {
@@ -512,8 +511,7 @@ impl Worker {
             .unwrap_or_default())
     }
 
-    fn estimate(&mut self, options: &TrainOptions) -> Result<Estimate> {
-        let settings = train_settings(options, false);
+    fn estimate(&mut self, settings: &TrainSettings) -> Result<Estimate> {
         // The trainer's refusals come first: a batch of 0 has no step count.
         settings.validate()?;
         let (examples, tokens) = {
@@ -538,9 +536,9 @@ impl Worker {
             _ => PARAMETER_TOKENS_PER_CORE_SECOND * cores,
         };
         let tokens_per_second = rate / model.parameters.max(1) as f64;
-        let memory_bytes = training_memory(model.parameters, options.batch_size);
+        let memory_bytes = training_memory(model.parameters, settings.batch_size);
         Ok(Estimate {
-            settings: options.clone(),
+            settings: settings.clone(),
             steps,
             tokens: run_tokens as u64,
             seconds: run_tokens / tokens_per_second,
@@ -549,7 +547,7 @@ impl Worker {
         })
     }
 
-    fn start_training(&mut self, name: &str, options: TrainOptions) -> Result<()> {
+    fn start_training(&mut self, name: &str, settings: TrainSettings) -> Result<()> {
         let folder = self.library.folder(name)?;
         if folder.join(adapter::CONFIG_FILE).exists() {
             return Err(Error::settings(format!(
@@ -561,7 +559,7 @@ impl Worker {
                 "an interrupted run named \"{name}\" exists: resume it, or choose another name"
             )));
         }
-        let estimate = self.estimate(&options)?;
+        let estimate = self.estimate(&settings)?;
         if !estimate.fits {
             return Err(Error::settings(format!(
                 "training would need about {:.1} GB of memory and this machine has {:.1} GB: choose a smaller model, batch size or rank",
@@ -573,7 +571,7 @@ impl Worker {
         let record = RunRecord {
             model,
             data: self.data()?.request.clone(),
-            settings: options,
+            settings,
             total_steps: estimate.steps,
         };
         self.library.save_run_record(name, &record)?;
@@ -607,7 +605,7 @@ impl Worker {
         self.train(name, &record.settings, true)
     }
 
-    fn train(&mut self, name: &str, options: &TrainOptions, resume: bool) -> Result<()> {
+    fn train(&mut self, name: &str, settings: &TrainSettings, resume: bool) -> Result<()> {
         let folder = self.library.folder(name)?;
         let (Some(model), Some(data)) = (self.model.as_mut(), self.data.as_ref()) else {
             return Err(Error::settings("load a model and import dialogues first"));
@@ -623,7 +621,7 @@ impl Worker {
             output: folder.clone(),
             resume,
             overwrite: false,
-            settings: train_settings(options, data.validation.is_some()),
+            settings: settings.clone(),
         };
         let result = train::train(request, &self.cancel, &mut |event| match event {
             TrainEvent::Started {
@@ -639,7 +637,7 @@ impl Worker {
                 });
             }
             TrainEvent::Warning { message } => emitter.emit(Event::TrainWarning {
-                message: in_app_words(&message),
+                message: message.worded(&AppWords),
             }),
             TrainEvent::Step(record) => {
                 emitter.emit(Event::TrainStep(TrainPoint {
@@ -944,47 +942,6 @@ impl Worker {
     }
 }
 
-/// The engine words its messages for the command line; where they name an option, the app names
-/// its own field instead.
-fn in_app_words(message: &str) -> String {
-    const PHRASES: [(&str, &str); 4] = [
-        (
-            " (\"draft\": true); review them, or pass --include-drafts",
-            "; accept them on the Review screen to train on them",
-        ),
-        (
-            "--dialogue-column",
-            "the Dialogue column field (Data, Column names)",
-        ),
-        (
-            "--summary-column",
-            "the Summary column field (Data, Column names)",
-        ),
-        ("--id-column", "the Id column field (Data, Column names)"),
-    ];
-    // The Train screen's fields, by the labels it shows.
-    const FIELDS: [(&str, &str); 10] = [
-        ("--batch-size", explain::BATCH_LABEL),
-        ("--rank", explain::RANK_LABEL),
-        ("--alpha", explain::ALPHA_LABEL),
-        ("--dropout", explain::DROPOUT_LABEL),
-        ("--targets", explain::TARGETS_LABEL),
-        ("--learning-rate", explain::LEARNING_RATE_LABEL),
-        ("--epochs", explain::EPOCHS_LABEL),
-        ("--max-steps", explain::MAX_STEPS_LABEL),
-        ("--max-source-length", explain::SOURCE_LENGTH_LABEL),
-        ("--eval-every", explain::EVAL_EVERY_LABEL),
-    ];
-    let text = PHRASES
-        .iter()
-        .fold(message.to_string(), |text, (phrase, words)| {
-            text.replace(phrase, words)
-        });
-    FIELDS.iter().fold(text, |text, (option, label)| {
-        text.replace(option, &format!("\"{label}\""))
-    })
-}
-
 fn import_options(columns: &Columns) -> ImportOptions {
     let named = |name: &str| (!name.trim().is_empty()).then(|| name.trim().to_string());
     ImportOptions {
@@ -992,28 +949,6 @@ fn import_options(columns: &Columns) -> ImportOptions {
         summary_column: named(&columns.summary),
         id_column: named(&columns.id),
         speakers: Speakers::Names,
-    }
-}
-
-fn train_settings(options: &TrainOptions, validation: bool) -> TrainSettings {
-    TrainSettings {
-        rank: options.rank,
-        alpha: options.alpha,
-        lora_dropout: options.dropout,
-        targets: options.targets.clone(),
-        learning_rate: options.learning_rate,
-        batch_size: options.batch_size,
-        epochs: options.epochs,
-        max_steps: options.max_steps,
-        max_source_length: options.max_source_length,
-        eval_every: validation.then_some(options.eval_every),
-        checkpoint_every: Some(options.checkpoint_every),
-        seed: options.seed,
-        prompt_template: options
-            .prompt_template
-            .clone()
-            .unwrap_or_else(|| DEFAULT_PROMPT.to_string()),
-        ..TrainSettings::default()
     }
 }
 
@@ -1063,13 +998,38 @@ fn evaluation_event(dialogues: &[Dialogue], runs: &[eval::Run]) -> Evaluation {
 mod tests {
     #[test]
     fn messages_name_the_app_fields_not_the_command_line_options() {
+        use dialora_engine::Error;
+        use dialora_engine::error::Sentence;
+        use dialora_settings::{Refusal, Setting};
+        let batch = Error::from(Refusal::new(
+            Setting::BatchSize,
+            "8 is larger than the 6 training examples in a.csv",
+        ));
         assert_eq!(
-            super::in_app_words("--batch-size 8 is larger than the 6 training examples in a.csv"),
-            "\"Dialogues per step (batch size)\" 8 is larger than the 6 training examples in a.csv"
+            batch.to_string(),
+            "--batch-size 8 is larger than the 6 training examples in a.csv"
         );
         assert_eq!(
-            super::in_app_words("a.csv:1: no dialogue column; name it with --dialogue-column"),
-            "a.csv:1: no dialogue column; name it with the Dialogue column field (Data, Column names)"
+            batch.worded(&super::AppWords),
+            "\"Dialogues per step (batch size)\" 8 is larger than the 6 training examples in a.csv"
+        );
+        let column = Error::invalid_at(
+            "a.csv",
+            1,
+            Sentence::from("no dialogue column; ").remedy(Setting::DialogueColumn),
+        );
+        assert_eq!(
+            column.to_string(),
+            "a.csv:1: no dialogue column; name it with --dialogue-column"
+        );
+        assert_eq!(
+            column.worded(&super::AppWords),
+            "a.csv:1: no dialogue column; name it in the Dialogue column field (Data, Column names)"
+        );
+        let every = Error::from(Refusal::new(Setting::CheckpointEvery, "must be at least 1"));
+        assert_eq!(
+            every.worded(&super::AppWords),
+            "\"Save progress every (steps)\" must be at least 1"
         );
     }
 }

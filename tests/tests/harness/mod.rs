@@ -174,7 +174,7 @@ pub fn quick_settings(
     state.train.alpha = 8.0;
     state.train.batch_size = 3;
     state.train.max_steps = Some(steps);
-    state.train.checkpoint_every = every;
-    state.train.eval_every = 2;
+    state.train.checkpoint_every = Some(every);
+    state.train.eval_every = Some(2);
     state.train.learning_rate = 5e-3;
 }

@@ -509,3 +509,22 @@ fn drafting_with_no_beams() {
     refused(run, &["--num-beams"]);
     assert!(!drafts.exists());
 }
+
+#[test]
+fn an_unknown_kernel_level_is_refused_naming_dialora_cpu() {
+    let work = workspace();
+    let output = work.path().join("summaries.jsonl");
+    for level in ["sse9", "AVX512 ", "neon-ish"] {
+        let mut command = dialora_in(work.path());
+        command
+            .env("DIALORA_CPU", level)
+            .args(["summarize", "--model"])
+            .arg(fixtures().join("t5-gated"))
+            .arg("--input")
+            .arg(fixtures().join("inputs.jsonl"))
+            .arg("--output")
+            .arg(&output);
+        refused(run_measured(&mut command), &["DIALORA_CPU"]);
+        assert!(!output.exists());
+    }
+}

@@ -466,7 +466,7 @@ fn train_on_it(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         .clicked()
         {
             state.data_paths = entry.file.clone();
-            state.train.prompt_template = Some(state.review_style.clone());
+            state.train.prompt_template = state.review_style.clone();
             state.train_after_import = true;
         }
         if accepted == 0 {

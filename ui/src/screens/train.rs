@@ -83,13 +83,11 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
             .weak(),
         );
     }
-    widgets::style_picker(
-        ui,
-        "Kind of summary",
-        &state.styles,
-        &mut state.train.prompt_template,
-        None,
-    );
+    let mut style = Some(state.train.prompt_template.clone());
+    widgets::style_picker(ui, "Kind of summary", &state.styles, &mut style, None);
+    if let Some(template) = style {
+        state.train.prompt_template = template;
+    }
     ui.label(RichText::new(crate::presets::explain::STYLE).weak());
     egui::CollapsingHeader::new("Advanced settings")
         .default_open(false)
@@ -181,7 +179,7 @@ fn settings_grid(ui: &mut Ui, state: &mut State) {
             });
             widgets::setting(ui, explain::DROPOUT_LABEL, explain::DROPOUT, |ui| {
                 ui.add(
-                    egui::DragValue::new(&mut options.dropout)
+                    egui::DragValue::new(&mut options.lora_dropout)
                         .range(0.0..=0.5)
                         .speed(0.01),
                 );
@@ -232,20 +230,28 @@ fn settings_grid(ui: &mut Ui, state: &mut State) {
                 },
             );
             widgets::setting(ui, explain::EVAL_EVERY_LABEL, explain::EVAL_EVERY, |ui| {
-                ui.add(egui::DragValue::new(&mut options.eval_every).range(1..=10_000));
+                every_steps(ui, &mut options.eval_every);
             });
             widgets::setting(
                 ui,
                 explain::CHECKPOINT_EVERY_LABEL,
                 explain::CHECKPOINT_EVERY,
                 |ui| {
-                    ui.add(egui::DragValue::new(&mut options.checkpoint_every).range(1..=10_000));
+                    every_steps(ui, &mut options.checkpoint_every);
                 },
             );
             widgets::setting(ui, explain::SEED_LABEL, explain::SEED, |ui| {
                 ui.add(egui::DragValue::new(&mut options.seed));
             });
         });
+}
+
+/// A field for "every this many steps" (at the end only when unset).
+fn every_steps(ui: &mut Ui, every: &mut Option<usize>) {
+    let mut steps = every.unwrap_or(0);
+    ui.add(egui::DragValue::new(&mut steps).range(0..=10_000))
+        .on_hover_text("0: only at the end");
+    *every = (steps > 0).then_some(steps);
 }
 
 /// Asks for a new estimate whenever the settings, model or data changed.

@@ -5,7 +5,7 @@
 use egui::{RichText, Ui};
 
 use crate::presets::Preset;
-use crate::protocol::{Command, DataRequest, PickPurpose, SAMPLES};
+use crate::protocol::{Command, DEFAULT_PROMPT, DataRequest, PickPurpose, SAMPLES};
 use crate::samples;
 use crate::screens::{Screen, model};
 use crate::state::State;
@@ -50,7 +50,7 @@ pub fn try_samples(state: &mut State) -> Vec<Command> {
     });
     state.validation_percent = SAMPLE_VALIDATION * 100.0;
     state.data_paths = SAMPLES.to_string();
-    state.train = Preset::Quick.options(state.train_examples(), None);
+    state.train = Preset::Quick.options(state.train_examples(), DEFAULT_PROMPT.to_string());
     state.transcript_text = samples::MEETING.to_string();
     state.train_after_import = true;
     commands
