@@ -1,5 +1,6 @@
 """Makes random-weight models with the exact shapes of google/flan-t5-small and -base (weights cannot
-be downloaded here, and random weights are as good for speed) in target/bench/models/.
+be downloaded here, and random weights are as good for speed) in target/bench/models/, each also
+converted to CTranslate2's format (float32) in its ctranslate2/ subfolder. What exists is kept.
 
     python bench/make_models.py [--tokenizer ../shared/data/t5-tokenizer/tokenizer.json]
 """
@@ -8,6 +9,7 @@ import argparse
 import shutil
 from pathlib import Path
 
+import ctranslate2
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
@@ -25,19 +27,28 @@ def main():
     args = parser.parse_args()
     for name, shape in SHAPES.items():
         folder = Path(args.out) / name
-        if (folder / "model.safetensors").exists():
-            continue
-        torch.manual_seed(0)
-        config = T5Config(
-            vocab_size=32128, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
-            decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, **shape,
-        )
-        config.architectures = ["T5ForConditionalGeneration"]
-        model = T5ForConditionalGeneration(config)
-        print(name, sum(p.numel() for p in model.parameters()), "parameters")
-        model.save_pretrained(folder, safe_serialization=True)
-        (folder / "generation_config.json").unlink(missing_ok=True)
-        shutil.copy(args.tokenizer, folder / "tokenizer.json")
+        if not (folder / "model.safetensors").exists():
+            make_model(name, shape, folder, args.tokenizer)
+        converted = folder / "ctranslate2"
+        if not converted.exists():
+            # Written beside it and renamed when whole, so that a conversion cut short is redone.
+            partial = folder / "ctranslate2.partial"
+            ctranslate2.converters.TransformersConverter(str(folder)).convert(str(partial), force=True)
+            partial.rename(converted)
+
+
+def make_model(name, shape, folder, tokenizer):
+    torch.manual_seed(0)
+    config = T5Config(
+        vocab_size=32128, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, **shape,
+    )
+    config.architectures = ["T5ForConditionalGeneration"]
+    model = T5ForConditionalGeneration(config)
+    print(name, sum(p.numel() for p in model.parameters()), "parameters")
+    model.save_pretrained(folder, safe_serialization=True)
+    (folder / "generation_config.json").unlink(missing_ok=True)
+    shutil.copy(tokenizer, folder / "tokenizer.json")
 
 
 if __name__ == "__main__":

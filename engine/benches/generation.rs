@@ -1,8 +1,11 @@
 //! Greedy generation speed, 64 new tokens, batch 1 and batch 8 of DialogSum dialogues, on random
 //! flan-t5-small and -base-shaped models: dialora vs candle-transformers' T5 (batch 1: it has no
-//! padding masks) vs PyTorch + transformers when a Python with the reference stack is given.
-//! This machine's speed drifts with its neighbours' load, so dialora and PyTorch take turns, three
-//! rounds each, and the ratio is of their medians.
+//! padding masks) vs, when a Python with the reference stack is given, PyTorch + transformers in
+//! f32 and bf16 and CTranslate2 in f32 and int8 (`bench/reference_generation.py`, each in its own
+//! process, whose peak resident memory goes into the results JSON), dialora in f32 and with
+//! `--precision bf16`. This machine's speed drifts with its neighbours' load, so each round runs
+//! every reference and then dialora in both precisions, three rounds, and the ratios are of the
+//! medians: the fastest reference's over dialora's.
 //!
 //!     cargo bench -p dialora-engine --bench generation -- MODELS_DIR DIALOGSUM_JSONL [PYTHON]
 
@@ -10,42 +13,78 @@ mod common;
 use common::median;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use dialora_engine::data::{ImportOptions, import};
 use dialora_engine::generate::{GenerationConfig, generate};
-use dialora_engine::model::{LoadedModel, ModelFiles};
+use dialora_engine::model::{LoadedModel, ModelFiles, Precision};
 use dialora_engine::summarize::DEFAULT_PROMPT;
 use dialora_engine::task::Cancel;
 use dialora_engine::tokenize::PaddedBatch;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const NEW_TOKENS: usize = 64;
 const RUNS: usize = 3;
 const ROUNDS: usize = 3;
 
-/// PyTorch's median time for the same work, measured by `bench/reference_generation.py`.
-fn pytorch_seconds(python: &str, models: &str, data: &str, name: &str, batch: usize) -> f64 {
+/// The backends of `bench/reference_generation.py` and their columns' names.
+const REFERENCES: [(&str, &str); 4] = [
+    ("torch-f32", "PyTorch f32"),
+    ("torch-bf16", "PyTorch bf16"),
+    ("ct2-f32", "CTranslate2 f32"),
+    ("ct2-int8", "CTranslate2 int8"),
+];
+
+/// A reference's median time for the same work and its process's peak resident memory.
+struct ReferenceRun {
+    seconds: f64,
+    peak_bytes: f64,
+}
+
+/// One run of `bench/reference_generation.py` on `backend`.
+fn reference_run(
+    python: &str,
+    models: &str,
+    data: &str,
+    name: &str,
+    batch: usize,
+    backend: &str,
+) -> ReferenceRun {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/reference_generation.py");
-    let output = std::process::Command::new(python)
+    let output = Command::new(python)
         .arg(script)
-        .args([models, data, name, &batch.to_string()])
+        .args([models, data, name, &batch.to_string(), backend])
         .output()
         .expect("the reference Python runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout
-        .trim()
+    let numbers: Vec<f64> = stdout
         .lines()
         .last()
-        .and_then(|l| l.parse().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "reference run failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        })
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    match numbers[..] {
+        [seconds, peak_bytes] => ReferenceRun {
+            seconds,
+            peak_bytes,
+        },
+        _ => panic!(
+            "reference run {backend} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
+}
+
+/// The medians of a reference's runs; `None` when it did not run.
+fn medians(runs: &[ReferenceRun]) -> Option<ReferenceRun> {
+    (!runs.is_empty()).then(|| ReferenceRun {
+        seconds: median(runs.iter().map(|r| r.seconds).collect()),
+        peak_bytes: median(runs.iter().map(|r| r.peak_bytes).collect()),
+    })
 }
 
 fn time_runs(mut run: impl FnMut()) -> f64 {
@@ -135,18 +174,30 @@ fn main() {
         .unwrap()
         .dialogues;
     let mut results = Vec::new();
-    println!(
-        "| model | batch | dialora s | candle-transformers s | PyTorch s | PyTorch / dialora |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- |");
+    let columns: Vec<String> = ["model", "batch", "dialora f32 s", "dialora bf16 s"]
+        .into_iter()
+        .map(String::from)
+        .chain(["candle-transformers s".to_string()])
+        .chain(REFERENCES.iter().map(|(_, column)| format!("{column} s")))
+        .chain(
+            [
+                "fastest reference / dialora f32",
+                "fastest reference / dialora bf16",
+            ]
+            .map(String::from),
+        )
+        .collect();
+    println!("| {} |", columns.join(" | "));
+    println!("|{}", " --- |".repeat(columns.len()));
     for name in ["flan-t5-small", "flan-t5-base"] {
         let folder: PathBuf = Path::new(models).join(name);
-        let model = LoadedModel::load(&ModelFiles::in_folder(&folder).unwrap(), name, &Device::Cpu)
-            .unwrap();
+        let files = ModelFiles::in_folder(&folder).unwrap();
+        let load = |precision| LoadedModel::load(&files, name, &Device::Cpu, precision).unwrap();
+        let models_in = [load(Precision::F32), load(Precision::Bf16)];
         let prompts: Vec<Vec<u32>> = dialogues[..8]
             .iter()
             .map(|d| {
-                model
+                models_in[0]
                     .tokenizer
                     .encode(&DEFAULT_PROMPT.replace("{dialogue}", &d.dialogue), 512)
                     .unwrap()
@@ -154,25 +205,56 @@ fn main() {
             })
             .collect();
         for batch in [1usize, 8] {
-            let mut ours = Vec::new();
-            let mut torch = Vec::new();
+            let mut ours = [Vec::new(), Vec::new()];
+            let mut reference_runs: Vec<Vec<ReferenceRun>> =
+                REFERENCES.iter().map(|_| Vec::new()).collect();
             for _ in 0..ROUNDS {
                 if let Some(python) = python {
-                    torch.push(pytorch_seconds(python, models, data, name, batch));
+                    for ((backend, _), runs) in REFERENCES.iter().zip(&mut reference_runs) {
+                        runs.push(reference_run(python, models, data, name, batch, backend));
+                    }
                 }
-                ours.push(dialora_seconds(&model, &prompts[..batch]));
+                for (model, times) in models_in.iter().zip(&mut ours) {
+                    times.push(dialora_seconds(model, &prompts[..batch]));
+                }
             }
-            let ours = median(ours);
-            let torch = (!torch.is_empty()).then(|| median(torch));
+            let ours = ours.map(median);
+            let references: Vec<Option<ReferenceRun>> =
+                reference_runs.iter().map(|runs| medians(runs)).collect();
+            let fastest = references
+                .iter()
+                .flatten()
+                .map(|r| r.seconds)
+                .min_by(f64::total_cmp);
             let candle = (batch == 1).then(|| candle_transformers_seconds(&folder, &prompts[0]));
             let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+            let reference_seconds: Vec<String> = references
+                .iter()
+                .map(|r| show(r.as_ref().map(|r| r.seconds)))
+                .collect();
+            let ratio =
+                |ours: f64| fastest.map_or("-".to_string(), |t| format!("{:.2}x", t / ours));
             println!(
-                "| {name} | {batch} | {ours:.2} | {} | {} | {} |",
+                "| {name} | {batch} | {:.2} | {:.2} | {} | {} | {} | {} |",
+                ours[0],
+                ours[1],
                 show(candle),
-                show(torch),
-                torch.map_or("-".to_string(), |t| format!("{:.2}x", t / ours))
+                reference_seconds.join(" | "),
+                ratio(ours[0]),
+                ratio(ours[1]),
             );
-            results.push(json!({"model": name, "batch": batch, "dialora_s": ours, "candle_transformers_s": candle, "pytorch_s": torch}));
+            let reference_results: serde_json::Map<String, Value> = REFERENCES
+                .iter()
+                .zip(&references)
+                .map(|((backend, _), r)| {
+                    let result = r.as_ref().map_or(
+                        Value::Null,
+                        |r| json!({"seconds": r.seconds, "peak_bytes": r.peak_bytes}),
+                    );
+                    (backend.to_string(), result)
+                })
+                .collect();
+            results.push(json!({"model": name, "batch": batch, "dialora_f32_s": ours[0], "dialora_bf16_s": ours[1], "candle_transformers_s": candle, "references": reference_results}));
         }
     }
     let out = Path::new(models).join("../generation_results.json");

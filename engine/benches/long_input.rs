@@ -13,7 +13,7 @@ use std::time::Instant;
 use candle_core::Device;
 use dialora_engine::data::{Speakers, Turn};
 use dialora_engine::long_input::summarize_long;
-use dialora_engine::model::{LoadedModel, ModelFiles};
+use dialora_engine::model::{LoadedModel, ModelFiles, Precision};
 use dialora_engine::summarize::{SummarizeSettings, Summarizer};
 use dialora_engine::task::{Cancel, NoProgress};
 
@@ -55,7 +55,8 @@ fn main() {
     };
     let folder = Path::new(models).join("flan-t5-base");
     let files = ModelFiles::in_folder(&folder).unwrap();
-    let summarizer = Summarizer::new(LoadedModel::load(&files, "base", &Device::Cpu).unwrap());
+    let summarizer =
+        Summarizer::new(LoadedModel::load(&files, "base", &Device::Cpu, Precision::F32).unwrap());
     let mut settings = SummarizeSettings::default();
     settings.generation.max_new_tokens = 48;
     println!("| transcript tokens | windows | seconds | seconds per 1k tokens |");

@@ -1,8 +1,10 @@
 //! Training speed and memory: LoRA r=32 on q and v, batches of the first 8 DialogSum dialogues,
 //! AdamW, dropout on (the model's 0.1 and LoRA's 0.05), on random flan-t5-small and -base-shaped
-//! models, dialora's trainer vs PyTorch + PEFT (`bench/reference_training.py`). Each side runs in its
-//! own process so that its peak resident memory is its own; they take turns, two rounds each, and
-//! the ratio is of their medians. Tokens are the real source and target tokens of a step.
+//! models, dialora's trainer vs PyTorch + PEFT, each in f32 and in bf16 (dialora's `--precision
+//! bf16`; PyTorch's model in bfloat16, the adapter in f32, autocast; `bench/reference_training.py`).
+//! Each side runs in its own process so that its peak resident memory is its own; every run of
+//! dialora's is followed by one of the reference's in the same precision, two rounds, and the
+//! ratios are of the medians. Tokens are the real source and target tokens of a step.
 //!
 //!     cargo bench -p dialora-engine --bench training -- MODELS_DIR DIALOGSUM_JSONL PYTHON
 
@@ -14,13 +16,16 @@ use std::process::Command;
 
 use candle_core::Device;
 use dialora_engine::data::{ImportOptions, import};
-use dialora_engine::model::{LoadedModel, ModelFiles};
+use dialora_engine::model::{LoadedModel, ModelFiles, Precision};
 use dialora_engine::task::Cancel;
 use dialora_engine::train::{TrainData, TrainEvent, TrainRequest, TrainSettings, train};
 
 const BATCH: usize = 8;
 const STEPS: usize = 4;
 const ROUNDS: usize = 2;
+/// The precisions each side trains in (`--precision`, `bench/reference_training.py`'s last
+/// argument).
+const PRECISIONS: [&str; 2] = ["f32", "bf16"];
 
 /// One measurement: seconds per step (median of the steps after the first), tokens per step,
 /// peak resident bytes of the process.
@@ -58,11 +63,12 @@ fn peak_rss_bytes() -> f64 {
         .map_or(0.0, |kb| kb * 1024.0)
 }
 
-/// The child process: trains `STEPS` steps and prints its measurement.
-fn measure_dialora(folder: &Path, data: &Path) {
+/// The child process: trains `STEPS` steps with the base model in `precision` and prints its
+/// measurement.
+fn measure_dialora(folder: &Path, data: &Path, precision: Precision) {
     dialora_engine::runtime::keep_freed_memory();
     let files = ModelFiles::in_folder(folder).unwrap();
-    let mut model = LoadedModel::load(&files, "bench", &Device::Cpu).unwrap();
+    let mut model = LoadedModel::load(&files, "bench", &Device::Cpu, precision).unwrap();
     let mut dialogues = import(data, &ImportOptions::default()).unwrap().dialogues;
     dialogues.truncate(BATCH);
     let data = TrainData {
@@ -104,7 +110,8 @@ fn measure_dialora(folder: &Path, data: &Path) {
 fn main() {
     let args = common::arguments();
     if args.first().map(String::as_str) == Some("child") {
-        measure_dialora(Path::new(&args[1]), Path::new(&args[2]));
+        let precision = Precision::from_name(&args[3]).expect("a precision");
+        measure_dialora(Path::new(&args[1]), Path::new(&args[2]), precision);
         return;
     }
     let (Some(models), Some(data), Some(python)) = (args.first(), args.get(1), args.get(2)) else {
@@ -114,41 +121,60 @@ fn main() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/reference_training.py");
     let me = std::env::current_exe().unwrap();
     println!(
-        "| model | dialora tokens/s | PyTorch tokens/s | dialora / PyTorch | dialora peak GB | PyTorch peak GB | memory ratio |"
+        "| model | dialora f32 tokens/s | dialora bf16 tokens/s | PyTorch f32 tokens/s | PyTorch bf16 tokens/s | dialora bf16 / PyTorch bf16 | dialora f32 peak GB | dialora bf16 peak GB | PyTorch f32 peak GB | PyTorch bf16 peak GB |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("|{}", " --- |".repeat(10));
     for name in ["flan-t5-small", "flan-t5-base"] {
         let folder: PathBuf = Path::new(models).join(name);
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let mut ours = PRECISIONS.map(|_| Vec::<Measurement>::new());
+        let mut theirs = PRECISIONS.map(|_| Vec::<Measurement>::new());
         for _ in 0..ROUNDS {
-            let output = Command::new(&me)
-                .arg("child")
-                .arg(&folder)
-                .arg(data)
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            ours.push(parse(&output.stdout, "dialora"));
-            let output = Command::new(python)
-                .arg(&script)
-                .args([models.as_str(), data.as_str(), name, &BATCH.to_string()])
-                .output()
-                .unwrap();
-            theirs.push(parse(&output.stdout, "the reference"));
+            for ((precision, our_runs), their_runs) in
+                PRECISIONS.into_iter().zip(&mut ours).zip(&mut theirs)
+            {
+                let output = Command::new(&me)
+                    .arg("child")
+                    .arg(&folder)
+                    .arg(data)
+                    .arg(precision)
+                    .output()
+                    .unwrap();
+                assert!(
+                    output.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                our_runs.push(parse(&output.stdout, "dialora"));
+                let output = Command::new(python)
+                    .arg(&script)
+                    .args([
+                        models.as_str(),
+                        data.as_str(),
+                        name,
+                        &BATCH.to_string(),
+                        precision,
+                    ])
+                    .output()
+                    .unwrap();
+                their_runs.push(parse(&output.stdout, "the reference"));
+            }
         }
         let rate =
             |runs: &[Measurement]| median(runs.iter().map(|m| m.tokens / m.seconds).collect());
         let peak = |runs: &[Measurement]| median(runs.iter().map(|m| m.peak_bytes / 1e9).collect());
-        let (our_rate, their_rate) = (rate(&ours), rate(&theirs));
-        let (our_peak, their_peak) = (peak(&ours), peak(&theirs));
+        let [ours_f32, ours_bf16] = &ours;
+        let [theirs_f32, theirs_bf16] = &theirs;
         println!(
-            "| {name} | {our_rate:.0} | {their_rate:.0} | {:.2}x | {our_peak:.2} | {their_peak:.2} | {:.2} |",
-            our_rate / their_rate,
-            our_peak / their_peak
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2}x | {:.2} | {:.2} | {:.2} | {:.2} |",
+            rate(ours_f32),
+            rate(ours_bf16),
+            rate(theirs_f32),
+            rate(theirs_bf16),
+            rate(ours_bf16) / rate(theirs_bf16),
+            peak(ours_f32),
+            peak(ours_bf16),
+            peak(theirs_f32),
+            peak(theirs_bf16)
         );
     }
 }

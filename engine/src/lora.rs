@@ -3,13 +3,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::gemm::matmul;
+use crate::model::gemm::{matmul, products_with_weights};
 use crate::model::t5::{Dropout, apply_mask};
 
 /// Which modules an adapter targets: PEFT accepts a list of names (matched against the end of the
@@ -325,13 +325,7 @@ impl Linear {
     ) -> Result<Vec<(Tensor, LinearTape)>> {
         let flat = flatten(xs)?;
         let weights: Vec<&Tensor> = linears.iter().map(|l| &l.weight).collect();
-        let products = match crate::model::cpu::few_rows_matmuls(&flat, &weights)? {
-            Some(products) => products,
-            None => weights
-                .iter()
-                .map(|w| matmul(&flat, &w.t()?))
-                .collect::<candle_core::Result<Vec<_>>>()?,
-        };
+        let products = products_with_weights(&flat, &weights)?;
         linears
             .iter()
             .zip(products)
@@ -366,10 +360,12 @@ impl Linear {
         Ok((out.reshape(shape)?, LinearTape { input: flat, lora }))
     }
 
-    /// Folds the adapter's update into the weight: `W + scale * B @ A`.
+    /// Folds the adapter's update into the weight: `W + scale * B @ A`, summed in f32 and stored
+    /// in the weight's type (rounded to bf16 for a bf16 weight, as PEFT merges into a bf16 base).
     pub fn merge(&mut self, lora: &LoraWeights) -> Result<()> {
         let delta = (lora.b.matmul(&lora.a)? * lora.scale)?;
-        self.weight = (&self.weight + delta)?;
+        let stored = self.weight.dtype();
+        self.weight = (self.weight.to_dtype(DType::F32)? + delta)?.to_dtype(stored)?;
         Ok(())
     }
 }

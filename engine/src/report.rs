@@ -10,6 +10,7 @@ use crate::data::Dialogue;
 use crate::error::{Error, Result};
 use crate::eval::Run;
 use crate::fsutil::{NewFolder, check_new_files, write_atomically};
+use crate::model::Precision;
 
 const COLORS: [&str; 6] = [
     "#7a869a", "#2f6fde", "#e07b24", "#2a9d5c", "#b8437a", "#8a6cd1",
@@ -74,10 +75,11 @@ pub fn check_new(folder: &Path, overwrite: bool) -> Result<()> {
 }
 
 /// Writes the report of `runs` (the baseline first) into `folder`, with the loss curves of
-/// `training_log` when given.
+/// `training_log` when given; `precision` is how the model's weights were stored.
 pub fn write(
     folder: &Path,
     model: &str,
+    precision: Precision,
     data: &str,
     dialogues: &[Dialogue],
     runs: &[Run],
@@ -86,6 +88,7 @@ pub fn write(
     let made = NewFolder::create(folder)?;
     let json = serde_json::json!({
         "model": model,
+        "precision": precision,
         "data": data,
         "count": dialogues.len(),
         "runs": runs,
@@ -107,7 +110,7 @@ pub fn write(
     if let Some(curve) = &curve {
         let _ = write!(figures, "<h2>Training loss</h2>{curve}");
     }
-    let html = html_page(model, data, dialogues, runs, &figures);
+    let html = html_page(model, precision, data, dialogues, runs, &figures);
     write_atomically(&folder.join("report.html"), html.as_bytes())?;
     made.keep();
     Ok(())
@@ -387,6 +390,7 @@ fn loss_curve_svg(points: &[LogPoint]) -> String {
 
 fn html_page(
     model: &str,
+    precision: Precision,
     data: &str,
     dialogues: &[Dialogue],
     runs: &[Run],
@@ -401,8 +405,9 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}details summary{cursor
     );
     let _ = write!(
         html,
-        "<h1>Evaluation</h1><p>Model <b>{}</b> on <b>{}</b>, {} dialogues.</p>",
+        "<h1>Evaluation</h1><p>Model <b>{}</b> (weights in {}) on <b>{}</b>, {} dialogues.</p>",
         escape(model),
+        precision.name(),
         escape(data),
         dialogues.len()
     );

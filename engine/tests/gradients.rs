@@ -14,7 +14,7 @@ use dialora_engine::adapter;
 use dialora_engine::data::{ImportOptions, import};
 use dialora_engine::lora::Adapter;
 use dialora_engine::model::t5::{Gradients, Pair, Trained};
-use dialora_engine::model::{LoadedModel, ModelFiles};
+use dialora_engine::model::{LoadedModel, ModelFiles, Precision};
 use dialora_engine::summarize::DEFAULT_PROMPT;
 use dialora_engine::train::optimizer::clip_factor;
 use serde_json::Value;
@@ -68,7 +68,7 @@ fn batch(model: &LoadedModel, ids: &[Value]) -> Vec<Pair> {
 fn dialora_gradients(case: &Value, ids: &[Value], micro_batches: usize) -> (Gradients, f64) {
     let model_name = case["model"].as_str().unwrap();
     let files = ModelFiles::in_folder(&fixtures().join(model_name)).unwrap();
-    let model = LoadedModel::load(&files, model_name, &Device::Cpu).unwrap();
+    let model = LoadedModel::load(&files, model_name, &Device::Cpu, Precision::F32).unwrap();
     let adapter = case["adapter"].as_str().map(|folder| {
         let files = adapter::read(&fixtures().join(folder), &Device::Cpu).unwrap();
         Adapter::new(files.config, files.weights, &model.t5.linear_shapes()).unwrap()

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use dialora_engine::data::{Speakers, Turn};
 use dialora_engine::long_input::{OVERLAP_TURNS, make_windows, summarize_long, window_budget};
-use dialora_engine::model::{LoadedModel, ModelFiles};
+use dialora_engine::model::{LoadedModel, ModelFiles, Precision};
 use dialora_engine::summarize::{SummarizeSettings, Summarizer};
 use dialora_engine::task::{Cancel, NoProgress};
 
@@ -17,7 +17,7 @@ fn fixtures() -> PathBuf {
 
 fn summarizer() -> Summarizer {
     let files = ModelFiles::in_folder(&fixtures().join("t5-gated")).unwrap();
-    Summarizer::new(LoadedModel::load(&files, "t5-gated", &Device::Cpu).unwrap())
+    Summarizer::new(LoadedModel::load(&files, "t5-gated", &Device::Cpu, Precision::F32).unwrap())
 }
 
 /// A meeting of `turns` turns among speakers whose names have spaces, with one enormous turn.

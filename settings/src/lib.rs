@@ -44,6 +44,7 @@ pub enum Setting {
     DialogueColumn,
     SummaryColumn,
     IdColumn,
+    Precision,
 }
 
 impl Setting {
@@ -77,6 +78,7 @@ impl Setting {
             Setting::DialogueColumn => "--dialogue-column",
             Setting::SummaryColumn => "--summary-column",
             Setting::IdColumn => "--id-column",
+            Setting::Precision => "--precision",
         }
     }
 }
@@ -215,6 +217,38 @@ impl Serialize for Sentence {
 impl<'de> Deserialize<'de> for Sentence {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Ok(String::deserialize(deserializer)?.into())
+    }
+}
+
+/// How the model's frozen base weights are stored and multiplied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// bf16 where the processor multiplies bf16 natively, f32 elsewhere.
+    #[default]
+    Auto,
+    /// Exact: every weight in 32-bit floats, as the reference stack computes by default.
+    F32,
+    /// Fast: frozen weights in bfloat16 (half the memory), each product with one rounding its
+    /// input to bfloat16 and summing in f32; norms, LoRA weights, optimizer state and the loss
+    /// stay f32, as PEFT keeps them on a bf16 base.
+    Bf16,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 3] = [Precision::Auto, Precision::F32, Precision::Bf16];
+
+    /// The name `--precision` takes and reports record.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Auto => "auto",
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Precision> {
+        Precision::ALL.into_iter().find(|p| p.name() == name)
     }
 }
 

@@ -7,7 +7,7 @@ use dialora::service::{InProcess, ServiceConfig};
 use dialora_tests::fixtures;
 use dialora_ui::Backend;
 use dialora_ui::presets::Preset;
-use dialora_ui::protocol::{Command, DEFAULT_PROMPT, Device, Event, Outcome, Task};
+use dialora_ui::protocol::{Command, DEFAULT_PROMPT, Device, Event, Outcome, Precision, Task};
 
 #[test]
 fn a_cancel_stops_the_queued_train_before_it_starts() {
@@ -21,6 +21,7 @@ fn a_cancel_stops_the_queued_train_before_it_starts() {
     service.send(Command::LoadModel {
         source: fixtures().join("t5-gated").display().to_string(),
         device: Device::Cpu,
+        precision: Precision::F32,
     });
     service.send(Command::Train {
         name: "queued".into(),
@@ -64,6 +65,7 @@ fn a_cancel_stops_the_queued_train_before_it_starts() {
     service.send(Command::LoadModel {
         source: fixtures().join("t5-gated").display().to_string(),
         device: Device::Cpu,
+        precision: Precision::F32,
     });
     while loads.len() < 2 {
         for event in service.poll() {

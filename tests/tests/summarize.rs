@@ -25,6 +25,8 @@ fn summarize(home: &Path, model: &str, extra: &[&str], output: &Path) -> dialora
         .arg("--output")
         .arg(output)
         .args(["--max-new-tokens", "24", "--max-source-length", "128"])
+        // The recorded summaries are f32's.
+        .args(["--precision", "f32"])
         .args(extra);
     run(&mut command)
 }
@@ -95,7 +97,8 @@ fn summarizes_a_hub_model_then_works_offline_from_the_cache() {
         .arg(fixtures().join("inputs.jsonl"))
         .arg("--output")
         .arg(&out)
-        .args(["--max-new-tokens", "24", "--max-source-length", "128"]);
+        .args(["--max-new-tokens", "24", "--max-source-length", "128"])
+        .args(["--precision", "f32"]);
     run(&mut command).success();
     assert_eq!(summaries(&out), recorded_summaries("relu"));
     assert!(

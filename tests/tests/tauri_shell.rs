@@ -12,7 +12,7 @@ use dialora_tests::fixtures;
 use dialora_ui::presets::Preset;
 use dialora_ui::protocol::{
     BRIDGE_COMMAND, BRIDGE_EVENT, Columns, Command, DEFAULT_PROMPT, DataRequest, Device, Event,
-    OpenRequest, Outcome, Task, Transcript,
+    OpenRequest, Outcome, Precision, Task, Transcript,
 };
 use tauri::Listener;
 use tauri::test::{MockRuntime, get_ipc_response, mock_builder};
@@ -123,6 +123,7 @@ fn the_webview_commands_drive_the_engine_from_a_model_to_a_summary() {
     let loaded = shell.run(Command::LoadModel {
         source: model,
         device: Device::Cpu,
+        precision: Precision::F32,
     });
     assert!(loaded.iter().any(|e| matches!(e, Event::ModelLoaded(_))));
 

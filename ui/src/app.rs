@@ -78,6 +78,7 @@ impl DialoraApp {
             self.send(Command::LoadModel {
                 source: settings.last_model.clone(),
                 device: self.state.device(),
+                precision: self.state.settings.precision,
             });
         }
         if let Some(request) = settings.last_data.map(|r| *r).filter(|_| !self.asked_data) {
@@ -375,6 +376,7 @@ impl DialoraApp {
             self.send(Command::LoadModel {
                 source: model,
                 device: self.state.device(),
+                precision: self.state.settings.precision,
             });
         }
         self.open_files(files);

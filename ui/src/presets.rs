@@ -186,6 +186,7 @@ impl Words for AppWords {
                 return "the Summary column field (Data, Column names)".into();
             }
             Setting::IdColumn => return "the Id column field (Data, Column names)".into(),
+            Setting::Precision => return "the Weights setting (Model screen)".into(),
             // Fixed in the app: named by what they are.
             Setting::Full => "Train every weight",
             Setting::UseRslora => "Rank-stabilized scaling",

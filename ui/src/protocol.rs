@@ -14,6 +14,8 @@ pub enum Command {
     LoadModel {
         source: String,
         device: Device,
+        #[serde(default)]
+        precision: Precision,
     },
     /// Reads data files (or [`DIALOGSUM`], downloaded from the Hub) and splits off validation.
     ImportData {
@@ -257,9 +259,9 @@ pub struct Columns {
     pub id: String,
 }
 
-/// The trainer's settings (the engine's own type, which the app shows as fields) and the prompt
-/// of the published recipe.
-pub use dialora_settings::{DEFAULT_PROMPT, TrainSettings};
+/// The trainer's settings (the engine's own type, which the app shows as fields), the prompt of
+/// the published recipe, and how a model's weights are held.
+pub use dialora_settings::{DEFAULT_PROMPT, Precision, TrainSettings};
 
 /// What the user's files and choices are, kept between launches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -267,6 +269,8 @@ pub use dialora_settings::{DEFAULT_PROMPT, TrainSettings};
 pub struct Settings {
     pub dark_mode: bool,
     pub device: Device,
+    /// How the model's weights are held: exact, fast, or fast where this processor gains.
+    pub precision: Precision,
     /// The model loaded last, loaded again on the next launch's request.
     pub last_model: String,
     /// Where file dialogs open, and where reports and summaries go by default.
@@ -292,6 +296,7 @@ impl Default for Settings {
         Self {
             dark_mode: true,
             device: Device::Auto,
+            precision: Precision::Auto,
             last_model: String::new(),
             data_folder: String::new(),
             export_folder: String::new(),
@@ -545,6 +550,9 @@ pub struct ModelInfo {
     pub name: String,
     pub parameters: u64,
     pub device: String,
+    /// How its weights are held: f32 or bf16.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// An import's counts, checks and first rows.

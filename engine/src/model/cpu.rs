@@ -7,7 +7,8 @@
 
 use std::sync::OnceLock;
 
-use candle_core::{DType, Device, Storage, Tensor};
+use candle_core::{DType, Device, Storage, Tensor, WithDType};
+use half::bf16;
 use rayon::prelude::*;
 
 /// How far the hand-written kernels go: the best this CPU has, or less when `DIALORA_CPU` asks,
@@ -23,10 +24,19 @@ pub enum Level {
     Avx2,
     /// Plus the AVX-512 paths and the AVX-512 matrix multiply.
     Avx512,
+    /// Plus the bf16 matrix multiply on AVX-512's bf16 dot products (AMD Zen 4 on, Intel Xeon
+    /// since Cooper Lake): what `--precision auto` picks bf16 for.
+    Avx512Bf16,
 }
 
 impl Level {
-    pub const ALL: [Level; 4] = [Level::Generic, Level::Portable, Level::Avx2, Level::Avx512];
+    pub const ALL: [Level; 5] = [
+        Level::Generic,
+        Level::Portable,
+        Level::Avx2,
+        Level::Avx512,
+        Level::Avx512Bf16,
+    ];
 
     /// The name `DIALORA_CPU` takes.
     pub fn name(self) -> &'static str {
@@ -35,6 +45,7 @@ impl Level {
             Level::Portable => "portable",
             Level::Avx2 => "avx2",
             Level::Avx512 => "avx512",
+            Level::Avx512Bf16 => "avx512bf16",
         }
     }
 
@@ -46,8 +57,14 @@ impl Level {
             Level::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
             #[cfg(target_arch = "x86_64")]
             Level::Avx512 => Level::Avx2.runs_here() && is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512Bf16 => {
+                Level::Avx512.runs_here()
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512bf16")
+            }
             #[cfg(not(target_arch = "x86_64"))]
-            Level::Avx2 | Level::Avx512 => false,
+            Level::Avx2 | Level::Avx512 | Level::Avx512Bf16 => false,
         }
     }
 
@@ -97,11 +114,11 @@ pub fn level() -> Level {
     checked_level().unwrap_or(Level::Generic)
 }
 
-/// The f32 values of contiguous CPU tensors, handed to `f` without copying; `None` when one of
+/// The values of contiguous CPU tensors of type `T`, handed to `f` without copying; `None` when one of
 /// them is elsewhere or not contiguous.
-fn with_slices<R>(
+fn with_slices<T: WithDType, R>(
     tensors: &[&Tensor],
-    f: impl FnOnce(&[&[f32]]) -> R,
+    f: impl FnOnce(&[&[T]]) -> R,
 ) -> candle_core::Result<Option<R>> {
     let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
     let mut slices = Vec::with_capacity(guards.len());
@@ -110,7 +127,7 @@ fn with_slices<R>(
         else {
             return Ok(None);
         };
-        slices.push(&storage.as_slice::<f32>()?[start..end]);
+        slices.push(&storage.as_slice::<T>()?[start..end]);
     }
     Ok(Some(f(&slices)))
 }
@@ -397,7 +414,8 @@ unsafe fn tile_avx2<const W: usize, const R: usize>(
 /// `x (m, k) @ w^T` with each `w (n, k)` of `weights`, for a few rows of `x`: the shape of every
 /// linear layer while decoding, where the cost is streaming the weights from memory once per step.
 /// The projections that read the same input (q, k, v; a gated FFN's two) share a single parallel
-/// pass, which wakes the threads once instead of once each.
+/// pass, which wakes the threads once instead of once each. Weights stored in bf16 are read as
+/// such (half the memory traffic), with `x` rounded to bf16 as the multiply's bf16 products are.
 pub fn few_rows_matmuls(
     x: &Tensor,
     weights: &[&Tensor],
@@ -405,22 +423,36 @@ pub fn few_rows_matmuls(
     few_rows_matmuls_at(level(), x, weights)
 }
 
-fn few_rows_matmuls_at(
+/// Weight values widened to f32 at once for the f32 kernels: a block that stays in the L2 cache.
+const WIDENED_BLOCK: usize = 16 * 1024;
+
+pub(super) fn few_rows_matmuls_at(
     level: Level,
     x: &Tensor,
     weights: &[&Tensor],
 ) -> candle_core::Result<Option<Vec<Tensor>>> {
     let (m, k) = x.dims2()?;
-    let mut tensors = vec![x];
-    tensors.extend(weights);
-    let fits = weights
-        .iter()
-        .all(|w| w.dims2().is_ok_and(|(_, wk)| wk == k) && w.is_contiguous());
-    if m > 16 || !fits || !applies(level, &tensors) {
+    let dtype = weights.first().map_or(DType::F32, |w| w.dtype());
+    let fits = weights.iter().all(|w| {
+        w.dims2().is_ok_and(|(_, wk)| wk == k)
+            && w.is_contiguous()
+            && w.dtype() == dtype
+            && w.device().is_cpu()
+    });
+    let known = dtype == DType::F32 || dtype == DType::BF16;
+    if m > 16 || !fits || !known || !applies(level, &[x]) {
         return Ok(None);
     }
-    let x = x.contiguous()?;
-    tensors[0] = &x;
+    let bf16_weights = dtype == DType::BF16;
+    if bf16_weights && m > 1 && !(cfg!(target_arch = "x86_64") && level >= Level::Avx2) {
+        // No many-row kernel: the multiply's bf16 path.
+        return Ok(None);
+    }
+    let x = if bf16_weights {
+        super::gemm::round_to_bf16(x)?
+    } else {
+        x.contiguous()?
+    };
     let sizes: Vec<usize> = weights.iter().map(|w| w.dims()[0]).collect();
     let total: usize = sizes.iter().sum();
     let mut outs: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0f32; n * m]).collect();
@@ -431,28 +463,44 @@ fn few_rows_matmuls_at(
         .div_ceil(rayon::current_num_threads() * tasks_per_thread)
         .next_multiple_of(4)
         .max(16);
-    let done = with_slices(&tensors, |slices| {
-        let xv = slices[0];
-        let tasks: Vec<(&mut [f32], &[f32])> = outs
-            .iter_mut()
-            .zip(&slices[1..])
-            .flat_map(|(out, wv)| {
-                out.chunks_mut(rows_per_task * m)
-                    .zip(wv.chunks(rows_per_task * k))
+    let done = with_slices::<f32, _>(&[&x], |xs| {
+        let xv = xs[0];
+        let product = |weights: &[f32], out: &mut [f32]| {
+            if m == 1 {
+                dot_rows(level, weights, xv, out);
+                true
+            } else {
+                dot_many_rows(level, weights, xv, m, out)
+            }
+        };
+        if bf16_weights {
+            let block_rows = (WIDENED_BLOCK / k).max(4).next_multiple_of(4);
+            with_slices::<bf16, _>(weights, |slices| {
+                tasks(&mut outs, slices, rows_per_task, k, m)
+                    .into_par_iter()
+                    .map_init(Vec::new, |widened, (out, weights)| {
+                        weights
+                            .chunks(block_rows * k)
+                            .zip(out.chunks_mut(block_rows * m))
+                            .all(|(block, out)| {
+                                widened.resize(block.len(), 0.0);
+                                widen_bf16(level, block, widened);
+                                product(widened, out)
+                            })
+                    })
+                    .all(|done| done)
             })
-            .collect();
-        if m == 1 {
-            tasks
-                .into_par_iter()
-                .for_each(|(out, weights)| dot_rows(level, weights, xv, out));
-            true
         } else {
-            tasks
-                .into_par_iter()
-                .map(|(out, weights)| dot_many_rows(level, weights, xv, m, out))
-                .all(|done| done)
+            with_slices::<f32, _>(weights, |slices| {
+                tasks(&mut outs, slices, rows_per_task, k, m)
+                    .into_par_iter()
+                    .map(|(out, weights)| product(weights, out))
+                    .all(|done| done)
+            })
         }
-    })?;
+    })?
+    .transpose()?
+    .flatten();
     match done {
         None => return Ok(None),
         // Without the many-row kernel: with the weight as the left operand gemm streams it once
@@ -478,6 +526,30 @@ fn few_rows_matmuls_at(
         .collect::<candle_core::Result<Vec<_>>>()
         .map(Some)
 }
+
+/// The parallel tasks of a few-row product: each a run of `rows_per_task` rows of one weight,
+/// with the outputs they write.
+fn tasks<'a, T>(
+    outs: &'a mut [Vec<f32>],
+    weights: &[&'a [T]],
+    rows_per_task: usize,
+    k: usize,
+    m: usize,
+) -> Vec<(&'a mut [f32], &'a [T])> {
+    outs.iter_mut()
+        .zip(weights)
+        .flat_map(|(out, weights)| {
+            out.chunks_mut(rows_per_task * m)
+                .zip(weights.chunks(rows_per_task * k))
+        })
+        .collect()
+}
+
+fast_path!(widen_bf16, fn(values: &[bf16], out: &mut [f32]) -> () {
+    for (out, value) in out.iter_mut().zip(values) {
+        *out = f32::from_bits((value.to_bits() as u32) << 16);
+    }
+});
 
 fast_path!(attend_heads, fn(dot_level: Level, q: &[f32], k: &[f32], v: &[f32], bias: &[f32], scores: &mut Vec<f32>, out: &mut [f32]) -> () {
     let d = q.len();
@@ -527,7 +599,7 @@ fn single_query_attention_at(
     let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
     let bias = bias.broadcast_as((b, h, 1, t))?.contiguous()?;
     let mut out = vec![0f32; b * h * d];
-    let done = with_slices(&[&q, &k, &v, &bias], |slices| {
+    let done = with_slices::<f32, _>(&[&q, &k, &v, &bias], |slices| {
         let (qv, kv, vv, bv) = (slices[0], slices[1], slices[2], slices[3]);
         out.par_chunks_mut(d)
             .enumerate()
@@ -646,7 +718,7 @@ fn gelu_tanh_backward_at(
     let mut grad_input = vec![0f32; n];
     let mut grad_gate = vec![0f32; if gate.is_some() { n } else { 0 }];
     const CHUNK: usize = 16 * 1024;
-    let done = with_slices(&refs, |slices| {
+    let done = with_slices::<f32, _>(&refs, |slices| {
         let (input, grad) = (slices[0], slices[1]);
         let range = |i: usize, len: usize| i * CHUNK..i * CHUNK + len;
         match slices.get(2) {
@@ -700,7 +772,7 @@ fn gelu_tanh_at(
     const CHUNK: usize = 16 * 1024;
     let mut tensors = vec![&x];
     tensors.extend(gate.as_ref());
-    let done = with_slices(&tensors, |slices| {
+    let done = with_slices::<f32, _>(&tensors, |slices| {
         let gate = slices.get(1);
         slices[0]
             .par_chunks(CHUNK)
@@ -775,6 +847,32 @@ mod tests {
                             m > 16 || level == Level::Generic,
                             "the kernel declined m={m} at {level:?}"
                         ),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn few_rows_of_bf16_weights_match_the_rounded_product_at_every_level() {
+        let device = Device::Cpu;
+        for level in Level::available() {
+            let many_rows = cfg!(target_arch = "x86_64") && level >= Level::Avx2;
+            // Wider than a widened block, so that a task spans several blocks.
+            for (n, k) in [(37, 45), (64, 48), (300, 1030)] {
+                let w = Tensor::randn(0f32, 1.0, (n, k), &device).unwrap();
+                let w16 = w.to_dtype(DType::BF16).unwrap();
+                for m in [1, 2, 3, 8, 16, 17] {
+                    let x = Tensor::randn(0f32, 1.0, (m, k), &device).unwrap();
+                    let rounded = super::super::gemm::round_to_bf16(&x).unwrap();
+                    let widened = w16.to_dtype(DType::F32).unwrap();
+                    let theirs = rounded.matmul(&widened.t().unwrap()).unwrap();
+                    let ours = few_rows_matmuls_at(level, &x, &[&w16, &w16]).unwrap();
+                    let runs = level > Level::Generic && m <= 16 && (m == 1 || many_rows);
+                    assert_eq!(ours.is_some(), runs, "{level:?} m={m}");
+                    for ours in ours.into_iter().flatten() {
+                        let diff = max_abs_difference(&ours, &theirs);
+                        assert!(diff < 1e-3, "{level:?} m={m} n={n} k={k}: {diff}");
                     }
                 }
             }

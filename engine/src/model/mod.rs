@@ -6,6 +6,7 @@ pub(crate) mod gemm;
 pub mod t5;
 
 pub use cpu::{Level as KernelLevel, checked_level as kernel_level};
+pub use dialora_settings::Precision;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -196,6 +197,20 @@ pub struct LoadedModel {
     pub tokenizer: TextTokenizer,
     /// What the user named: a folder or a Hub id.
     pub name: String,
+    /// How its frozen weights are stored: f32 or bf16, never `Auto`.
+    pub precision: Precision,
+}
+
+/// The precision `requested` gives on `device`: `Auto` is bf16 where the processor multiplies
+/// bf16 natively (the kernel level `avx512bf16`, which `DIALORA_CPU` may cap), else f32.
+pub fn resolve_precision(requested: Precision, device: &Device) -> Precision {
+    match requested {
+        Precision::Auto if device.is_cpu() && cpu::level() >= KernelLevel::Avx512Bf16 => {
+            Precision::Bf16
+        }
+        Precision::Auto => Precision::F32,
+        chosen => chosen,
+    }
 }
 
 impl LoadedModel {
@@ -203,19 +218,30 @@ impl LoadedModel {
     /// the tokenizer against the config's vocabulary, the weights' types and values. Every
     /// command and the app load models here, so a broken folder is named in one line before any
     /// work.
-    pub fn load(files: &ModelFiles, name: &str, device: &Device) -> Result<Self> {
+    pub fn load(
+        files: &ModelFiles,
+        name: &str,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self> {
         kernel_level().map_err(Error::settings)?;
         let config = files.read_config()?;
         let tokenizer = files.tokenizer_for(&config)?;
         check_weights(files, &config)?;
+        let precision = resolve_precision(precision, device);
+        let stored = match precision {
+            Precision::Bf16 => DType::BF16,
+            Precision::Auto | Precision::F32 => DType::F32,
+        };
         // SAFETY: the weights are memory-mapped read-only; dialora never writes to a model it reads.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, DType::F32, device) }
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, stored, device) }
             .map_err(|e| t5::T5::load_error(&files.weights[0], e))?;
         let t5 = t5::T5::load(vb, &config).map_err(|e| t5::T5::load_error(&files.weights[0], e))?;
         Ok(Self {
             t5,
             tokenizer,
             name: name.to_string(),
+            precision,
         })
     }
 }

@@ -230,7 +230,7 @@ struct LayerNorm {
 impl LayerNorm {
     fn load(vb: VarBuilder, size: usize, eps: f64) -> candle_core::Result<Self> {
         Ok(Self {
-            weight: vb.get(size, "weight")?,
+            weight: vb.to_dtype(DType::F32).get(size, "weight")?,
             eps: eps as f32,
             name: format!("{}.weight", vb.prefix()),
         })
@@ -306,7 +306,7 @@ impl Attention {
             Linear::load(vb.pp(name), out, inp, format!("{path}.{name}"))
         };
         let relative_attention_bias = if has_bias {
-            Some(vb.get(
+            Some(vb.to_dtype(DType::F32).get(
                 (cfg.relative_attention_num_buckets, cfg.num_heads),
                 "relative_attention_bias.weight",
             )?)
@@ -702,6 +702,8 @@ pub struct T5 {
 }
 
 impl T5 {
+    /// Loads the weights of `vb`: the linear layers' and the embedding in `vb`'s type (f32, or
+    /// bf16 for `--precision bf16`), the norms and position biases in f32.
     pub fn load(vb: VarBuilder, config: &Config) -> candle_core::Result<Self> {
         let shared_name = [
             "shared.weight",
@@ -747,6 +749,11 @@ impl T5 {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// How the linear layers' and the embedding's weights are stored: f32, or bf16.
+    pub fn weights_dtype(&self) -> DType {
+        self.shared.dtype()
     }
 
     /// Every weight, in transformers' order with `shared.weight` first.
@@ -947,9 +954,13 @@ impl T5 {
     /// Token embeddings of `ids (batch, len)`: `(batch, len, d_model)`.
     fn embed(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
         let (b, len) = ids.dims2()?;
-        self.shared
-            .index_select(&ids.flatten_all()?, 0)?
+        self.embedding_rows(&ids.flatten_all()?)?
             .reshape((b, len, self.config.d_model))
+    }
+
+    /// The embedding table's rows `ids` (a vector), in f32 whatever the table is stored in.
+    fn embedding_rows(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        self.shared.index_select(ids, 0)?.to_dtype(DType::F32)
     }
 
     /// Teacher-forced logits `(batch, target_len, vocab)` for `decoder_input_ids` (the labels

@@ -18,7 +18,7 @@ use crate::data::Dialogue;
 use crate::error::{Error, Result, Sentence};
 use crate::lora::{Adapter, LoraConfig, TargetModules};
 use crate::model::t5::{Dropout, Gradients, Pair, T5, Trained};
-use crate::model::{LoadedModel, ModelFiles};
+use crate::model::{LoadedModel, ModelFiles, Precision};
 use crate::rng::SplitMix64;
 use crate::task::Cancel;
 use checkpoint::{Checkpoint, Progress};
@@ -165,9 +165,9 @@ fn tokenize(model: &LoadedModel, data: &TrainData, settings: &TrainSettings) -> 
     })
 }
 
-/// About how many bytes a run takes: the model's weights, four f32 copies of what is trained
-/// (weights, gradients, AdamW's moments), and each example's activations kept for the backward
-/// pass (every layer's hidden states, attention scores and feed-forward values).
+/// About how many bytes a run takes: the model's weights (f32 or bf16), four f32 copies of what
+/// is trained (weights, gradients, AdamW's moments), and each example's activations kept for the
+/// backward pass (every layer's hidden states, attention scores and feed-forward values).
 pub fn memory_needed(t5: &T5, settings: &TrainSettings, examples: usize) -> f64 {
     let c = t5.config();
     let shapes = t5.linear_shapes();
@@ -196,7 +196,8 @@ pub fn memory_needed(t5: &T5, settings: &TrainSettings, examples: usize) -> f64 
         + 2.0 * layers * c.num_heads as f64 * tokens
         + 2.0 * c.vocab_size as f64;
     let activations = batch as f64 * tokens * per_token;
-    4.0 * (parameters + 4.0 * trainable + activations)
+    let weight_bytes = t5.weights_dtype().size_in_bytes() as f64;
+    weight_bytes * parameters + 4.0 * (4.0 * trainable + activations)
 }
 
 /// A fresh adapter as PEFT initialises one: A uniform in ±1/sqrt(in_features) (Kaiming with
@@ -298,6 +299,20 @@ fn mean_loss(
 
 /// Runs a training request to the end, or until `cancel` (then a checkpoint is written and
 /// [`Error::Cancelled`] returned).
+/// The precision to load the model in for a run with `settings`: full fine-tuning trains every
+/// weight, which stays f32; `Auto` then means f32 and an explicit bf16 is refused.
+pub fn model_precision(settings: &TrainSettings, requested: Precision) -> Result<Precision> {
+    match (settings.full, requested) {
+        (true, Precision::Bf16) => Err(Refusal::new(
+            Setting::Precision,
+            "bf16 rounds the base weights, and full fine-tuning trains every one of them at full precision: leave it at auto, or train a LoRA adapter",
+        )
+        .into()),
+        (true, _) => Ok(Precision::F32),
+        (false, requested) => Ok(requested),
+    }
+}
+
 pub fn train(
     request: TrainRequest,
     cancel: &Cancel,
@@ -305,6 +320,7 @@ pub fn train(
 ) -> Result<TrainSummary> {
     let settings = &request.settings;
     settings.validate()?;
+    model_precision(settings, request.model.precision)?;
     let examples = tokenize(request.model, request.train, settings)?;
     let count = examples.pairs.len();
     let source = request.train.source.display();
@@ -596,6 +612,7 @@ pub fn train(
         validation_loss: state.progress.last_validation_loss,
         rouge: None,
         prompt_template: Some(settings.prompt_template.clone()),
+        precision: Some(request.model.precision),
     };
     match &adapter {
         Some(adapter) => write_adapter(adapter, &card, output)?,
@@ -644,6 +661,9 @@ pub struct Card {
     /// otherwise.
     #[serde(default)]
     pub prompt_template: Option<String>,
+    /// How the frozen base weights were stored while training (f32 or bf16).
+    #[serde(default)]
+    pub precision: Option<Precision>,
 }
 
 fn write_adapter(adapter: &Adapter, card: &Card, folder: &Path) -> Result<()> {

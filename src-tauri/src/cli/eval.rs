@@ -106,6 +106,7 @@ pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
         .or(adapters.first());
     let model_name = args.model.name(base_namer)?;
     let mut summarizer = Summarizer::new(args.model.load(&model_name, &progress, cancel)?.1);
+    let precision = summarizer.model.precision;
     let mut labels = Vec::new();
     for named in &adapters {
         let path = &named.spec;
@@ -140,6 +141,7 @@ pub fn run(args: EvalArgs, cancel: &Cancel) -> Result<()> {
     report::write(
         &args.output,
         &model_name,
+        precision,
         &args.data.display().to_string(),
         &dialogues,
         &runs,

@@ -9,7 +9,7 @@ use dialora_engine::fsutil::{NewFolder, check_new_files, write_atomically};
 use dialora_engine::generate::{EarlyStopping, GenerationConfig};
 use dialora_engine::long_input::{self, LongInput, LongSummary};
 use dialora_engine::lora::Adapter;
-use dialora_engine::model::{DeviceChoice, LoadedModel, ModelFiles};
+use dialora_engine::model::{DeviceChoice, LoadedModel, ModelFiles, Precision};
 use dialora_engine::summarize::{self, DEFAULT_PROMPT, SummarizeSettings, Summarizer};
 use dialora_engine::task::Cancel;
 use dialora_engine::{Error, Result, hub};
@@ -190,6 +190,17 @@ pub struct ModelArgs {
     /// Where to compute: auto takes a GPU when this build has support for one.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceArg,
+    /// How the model's weights are held: f32 (exact), bf16 (half the memory, faster where the
+    /// processor multiplies bf16), or auto (bf16 where it does).
+    #[arg(long, value_parser = precision, default_value = "auto")]
+    pub precision: Precision,
+}
+
+fn precision(name: &str) -> std::result::Result<Precision, String> {
+    Precision::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Precision::ALL.iter().map(|p| p.name()).collect();
+        format!("it is one of {}", names.join(", "))
+    })
 }
 
 impl ModelArgs {
@@ -226,9 +237,20 @@ impl ModelArgs {
         progress: &TerminalProgress,
         cancel: &Cancel,
     ) -> Result<(ModelFiles, LoadedModel)> {
+        self.load_in(name, self.precision, progress, cancel)
+    }
+
+    /// [`ModelArgs::load`] in `precision` (which a command may decide from `--precision`).
+    pub fn load_in(
+        &self,
+        name: &str,
+        precision: Precision,
+        progress: &TerminalProgress,
+        cancel: &Cancel,
+    ) -> Result<(ModelFiles, LoadedModel)> {
         let device = self.device.choice().device()?;
         let files = hub::resolve_model(name, progress, cancel)?;
-        let model = LoadedModel::load(&files, name, &device)?;
+        let model = LoadedModel::load(&files, name, &device, precision)?;
         Ok((files, model))
     }
 }

@@ -8,7 +8,9 @@ use clap::Args;
 use dialora_engine::fsutil::{check_new_file, write_atomically};
 use dialora_engine::summarize::DEFAULT_PROMPT;
 use dialora_engine::task::Cancel;
-use dialora_engine::train::{Schedule, TrainData, TrainEvent, TrainRequest, TrainSettings, train};
+use dialora_engine::train::{
+    Schedule, TrainData, TrainEvent, TrainRequest, TrainSettings, model_precision, train,
+};
 use dialora_engine::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -237,7 +239,10 @@ pub fn run(args: TrainArgs, cancel: &Cancel) -> Result<()> {
         .transpose()?;
     // Without --model: the base model the adapter training continues names.
     let model_name = args.model.name(init.as_ref())?;
-    let (files, mut model) = args.model.load(&model_name, &progress, cancel)?;
+    let precision = model_precision(&settings, args.model.precision)?;
+    let (files, mut model) = args
+        .model
+        .load_in(&model_name, precision, &progress, cancel)?;
     if let Some(init) = &init {
         init.read_for(&model)?;
     }

@@ -12,7 +12,7 @@ use dialora_engine::data::{self, Dialogue, ImportOptions, Speakers, Turn};
 use dialora_engine::eval::{self, EvalSettings};
 use dialora_engine::fsutil::write_atomically;
 use dialora_engine::long_input::LongInput;
-use dialora_engine::model::{DeviceChoice, LoadedModel, ModelFiles};
+use dialora_engine::model::{DeviceChoice, LoadedModel, ModelFiles, Precision};
 use dialora_engine::summarize::{STYLES, SummarizeSettings, Summarizer};
 use dialora_engine::task::{Cancel, NoProgress};
 use dialora_engine::train::{self, TrainData, TrainEvent, TrainRequest, TrainSettings};
@@ -145,7 +145,11 @@ impl Worker {
     /// The work of a command that runs as a task.
     fn run(&mut self, command: Command) -> Result<()> {
         match command {
-            Command::LoadModel { source, device } => self.load_model(&source, device),
+            Command::LoadModel {
+                source,
+                device,
+                precision,
+            } => self.load_model(&source, device, precision),
             Command::ImportData { request } => self.import_data(request),
             Command::Train { name, settings } => self.start_training(&name, settings),
             Command::Resume { name } => self.resume_training(&name),
@@ -290,7 +294,7 @@ impl Worker {
         });
     }
 
-    fn load_model(&mut self, source: &str, device: Device) -> Result<()> {
+    fn load_model(&mut self, source: &str, device: Device, precision: Precision) -> Result<()> {
         if source.trim().is_empty() {
             return Err(Error::settings("choose a model or a model folder first"));
         }
@@ -307,7 +311,7 @@ impl Worker {
         self.model = None;
         self.evaluation = None;
         self.example_lengths = None;
-        let model = LoadedModel::load(&files, source, &device)?;
+        let model = LoadedModel::load(&files, source, &device, precision)?;
         let parameters = model
             .t5
             .named_weights()
@@ -318,6 +322,7 @@ impl Worker {
             name: source.to_string(),
             parameters,
             device: format!("{:?}", device.location()).to_lowercase(),
+            precision: model.precision,
         };
         self.model = Some(Model {
             summarizer: Summarizer::new(model),
@@ -335,7 +340,7 @@ impl Worker {
             return Ok(());
         }
         match adapter.and_then(|name| self.library.base_model(name)) {
-            Some(base) => self.load_model(&base, self.settings.device),
+            Some(base) => self.load_model(&base, self.settings.device, self.settings.precision),
             None => Err(Error::settings("load a model first (the Model screen)")),
         }
     }
@@ -597,7 +602,7 @@ impl Worker {
             .as_ref()
             .is_some_and(|m| m.summarizer.model.name == record.model);
         if !same_model {
-            self.load_model(&record.model, self.settings.device)?;
+            self.load_model(&record.model, self.settings.device, self.settings.precision)?;
         }
         if self.data.as_ref().map(|d| &d.request) != Some(&record.data) {
             self.import_data(record.data.clone())?;
@@ -762,6 +767,7 @@ impl Worker {
         report::write(
             folder,
             &model.summarizer.model.name,
+            model.summarizer.model.precision,
             &evaluation.data,
             &evaluation.dialogues,
             &evaluation.runs,

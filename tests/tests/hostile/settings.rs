@@ -528,3 +528,16 @@ fn an_unknown_kernel_level_is_refused_naming_dialora_cpu() {
         assert!(!output.exists());
     }
 }
+
+#[test]
+fn full_fine_tuning_in_bf16_and_unknown_precisions_are_refused_naming_precision() {
+    train_refuses(
+        &["--full", "--precision", "bf16", "--max-steps", "1"],
+        "--precision",
+    );
+    for precision in ["f16", "BF16 ", "int4", ""] {
+        let (run, written) = summarize(&["--precision", precision]);
+        usage_error(run, "--precision");
+        assert!(!written);
+    }
+}

@@ -3,7 +3,7 @@
 
 use egui::{RichText, Ui};
 
-use crate::protocol::{Command, Device, Machine, PickPurpose, training_memory};
+use crate::protocol::{Command, Device, Machine, PickPurpose, Precision, training_memory};
 use crate::state::State;
 use crate::widgets;
 
@@ -69,6 +69,7 @@ pub fn load_command(state: &State) -> Command {
     Command::LoadModel {
         source: state.model_source.trim().to_string(),
         device: state.device(),
+        precision: state.settings.precision,
     }
 }
 
@@ -164,6 +165,30 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
             ui.label(RichText::new("This build has no GPU support.").weak());
         }
     });
+    ui.horizontal(|ui| {
+        let label = ui.label("Weights:");
+        let mut precision = state.settings.precision;
+        egui::ComboBox::from_id_salt("precision")
+            .selected_text(precision_label(precision))
+            .show_ui(ui, |ui| {
+                for choice in Precision::ALL {
+                    ui.selectable_value(&mut precision, choice, precision_label(choice));
+                }
+            })
+            .response
+            .labelled_by(label.id)
+            .on_hover_text(
+                "Fast keeps the model's weights in bfloat16: half the memory, and faster on \
+                 processors that compute in it. Summaries can differ in a word now and then; \
+                 Exact computes as the reference tools do.",
+            );
+        if precision != state.settings.precision {
+            state.settings.precision = precision;
+            out.push(Command::SaveSettings {
+                settings: state.settings.clone(),
+            });
+        }
+    });
     ui.add_space(8.0);
     let command = main_command(state);
     let oversized = too_big(state);
@@ -183,17 +208,30 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
     ui.add_space(8.0);
     match &state.model {
         Some(model) => ui.label(format!(
-            "Loaded: {}, {} parameters, on the {}.",
+            "Loaded: {}, {} parameters, on the {}, {}.",
             model.name,
             widgets::count(model.parameters),
             if model.device == "cpu" {
                 "processor"
             } else {
                 "GPU"
+            },
+            match model.precision {
+                Precision::Bf16 => "weights in bfloat16 (fast)",
+                Precision::F32 | Precision::Auto => "weights in f32 (exact)",
             }
         )),
         None => ui.label(RichText::new("No model is loaded yet.").weak()),
     };
+}
+
+/// The Weights choice as the menu shows it.
+fn precision_label(precision: Precision) -> &'static str {
+    match precision {
+        Precision::Auto => "Automatic (fast where this processor gains)",
+        Precision::F32 => "Exact (f32)",
+        Precision::Bf16 => "Fast (bfloat16)",
+    }
 }
 
 fn confirm_size(ui: &mut Ui, state: &mut State, size: &Size, out: &mut Vec<Command>) {

@@ -38,6 +38,7 @@ pub fn try_samples(state: &mut State) -> Vec<Command> {
         commands.push(Command::LoadModel {
             source,
             device: state.device(),
+            precision: state.settings.precision,
         });
     }
     commands.push(Command::ImportData {

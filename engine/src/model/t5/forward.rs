@@ -7,7 +7,7 @@
 use candle_core::{D, Tensor};
 
 use super::super::cpu;
-use super::super::gemm::matmul;
+use super::super::gemm::products_with_weights;
 use super::{Activation, Attention, FeedForward, LayerNorm, T5, causal_mask};
 use crate::error::{Error, Result};
 use crate::lora::{Adapter, Linear, LinearTape};
@@ -374,7 +374,7 @@ impl T5 {
         ids: &Tensor,
         dropout: &mut Option<Dropout>,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        let embedded = self.shared.index_select(ids, 0)?;
+        let embedded = self.embedding_rows(ids)?;
         let mask = residual_mask(dropout, &embedded)?;
         Ok((apply_mask(&embedded, &mask)?, mask))
     }
@@ -524,7 +524,7 @@ impl T5 {
                 let rows = dims[..dims.len() - 1].iter().product::<usize>();
                 let scaled = (hidden.reshape((rows, self.config.d_model))?
                     * (self.config.d_model as f64).powf(-0.5))?;
-                let logits = matmul(&scaled, &self.shared.t()?)?;
+                let logits = products_with_weights(&scaled, &[&self.shared])?.remove(0);
                 let mut shape = dims[..dims.len() - 1].to_vec();
                 shape.push(self.config.vocab_size);
                 Ok((logits.reshape(shape)?, scaled, None))
