@@ -42,7 +42,10 @@ fn the_report_follows_the_contract_with_the_reference_numbers() {
     assert_eq!(report["count"], 4);
     assert!(report["model"].as_str().unwrap().ends_with("t5-gated"));
     assert!(report["data"].as_str().unwrap().ends_with("inputs.jsonl"));
-    assert_eq!(report["precision"], "f32", "the report says how the weights were held");
+    assert_eq!(
+        report["precision"], "f32",
+        "the report says how the weights were held"
+    );
     let runs = report["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0]["label"], "baseline");
