@@ -95,34 +95,32 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         "Pick the model that writes the summaries. It is downloaded once, then used offline.",
     );
     let memory = state.machine.memory_bytes;
-    egui::Grid::new("sizes").striped(true).show(ui, |ui| {
-        ui.label(RichText::new("Model").strong());
-        ui.label(RichText::new("Download").strong());
-        ui.label(RichText::new("Memory to train").strong());
-        ui.label("");
-        ui.end_row();
-        let recommended = recommended(&state.machine).id;
-        for size in &SIZES {
+    // One entry per size, its explanation on a line of its own: in a table column the
+    // explanation wrapped a word per line and pushed the settings below off the window.
+    let recommended = recommended(&state.machine).id;
+    for size in &SIZES {
+        ui.horizontal_wrapped(|ui| {
             ui.radio_value(&mut state.model_source, size.id.to_string(), size.id);
-            ui.label(widgets::bytes(size.download_bytes()));
-            let text = format!("about {}", widgets::bytes(size.training_bytes()));
+            let download = format!("{} download", widgets::bytes(size.download_bytes()));
+            ui.label(RichText::new(download).weak());
+            let training = format!("about {} to train", widgets::bytes(size.training_bytes()));
             if size.fits(&state.machine) {
-                ui.label(text);
+                ui.label(RichText::new(training).weak());
             } else {
                 ui.label(
-                    RichText::new(format!("{text}: too much for this computer"))
+                    RichText::new(format!("{training}: too much for this computer"))
                         .color(ui.visuals().warn_fg_color),
                 );
             }
-            let summary = if size.id == recommended {
-                RichText::new(format!("Recommended here. {}", size.summary)).strong()
-            } else {
-                RichText::new(size.summary).weak()
-            };
-            ui.add(egui::Label::new(summary).wrap());
-            ui.end_row();
-        }
-    });
+        });
+        let summary = if size.id == recommended {
+            RichText::new(format!("Recommended here. {}", size.summary)).strong()
+        } else {
+            RichText::new(size.summary)
+        };
+        ui.indent(size.id, |ui| ui.add(egui::Label::new(summary).wrap()));
+        ui.add_space(4.0);
+    }
     if memory > 0 {
         ui.label(
             RichText::new(format!(
