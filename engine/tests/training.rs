@@ -251,3 +251,52 @@ fn lora_training_on_a_bf16_base_follows_pytorch_bf16() {
         );
     }
 }
+
+/// What the app's estimate of a run's time stands on: a speed measured with the loaded model on
+/// the person's own data, that a cancel stops and whose refusals are the trainer's.
+#[test]
+fn the_training_speed_is_measured_on_a_batch_of_the_data() {
+    use dialora_engine::train::measure_speed;
+    let files = ModelFiles::in_folder(&fixtures().join("t5-gated")).unwrap();
+    let model = LoadedModel::load(&files, "t5-gated", &Device::Cpu, Precision::F32).unwrap();
+    let data = TrainData {
+        source: fixtures().join("train.jsonl"),
+        dialogues: import(&fixtures().join("train.jsonl"), &ImportOptions::default())
+            .unwrap()
+            .dialogues,
+    };
+    let settings = TrainSettings {
+        batch_size: 4,
+        ..TrainSettings::default()
+    };
+    let mut passes = Vec::new();
+    let speed = measure_speed(
+        &model,
+        &data,
+        &settings,
+        &Cancel::new(),
+        &mut |done, total| passes.push((done, total)),
+    )
+    .expect("the speed is measured");
+    assert!(speed.is_finite() && speed > 0.0, "{speed} tokens a second");
+    assert!(passes.len() >= 2, "a warm-up and a timed pass: {passes:?}");
+    assert!(
+        passes
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[1].0 <= w[1].1)
+    );
+
+    let cancel = Cancel::new();
+    cancel.cancel();
+    let stopped = measure_speed(&model, &data, &settings, &cancel, &mut |_, _| {});
+    assert!(matches!(stopped, Err(dialora_engine::Error::Cancelled)));
+
+    let empty = TrainSettings {
+        batch_size: 0,
+        ..TrainSettings::default()
+    };
+    let refused = measure_speed(&model, &data, &empty, &Cancel::new(), &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("batch"), "{refused}");
+}

@@ -532,3 +532,64 @@ fn the_library_imports_renames_and_deletes_after_asking() {
     wait(&mut harness, "the deletion", |s| s.library.is_empty());
     assert!(!home.path().join("adapters/gated-a-renamed").exists());
 }
+
+/// The Train screen's time comes from this computer: the first estimate with a model measures
+/// how fast it trains here, a finished run's own speed replaces the measurement, and the next
+/// launch keeps it instead of measuring again.
+#[test]
+fn the_training_time_is_estimated_from_a_speed_measured_here_and_kept() {
+    let home = tempfile::tempdir().unwrap();
+    let mut harness = app(home.path(), PLENTY);
+    load_model_and_data(&mut harness);
+    go_to(&mut harness, Screen::Train);
+    quick_settings(&mut harness, "timed", 2, 100);
+    wait_for_estimate(&mut harness);
+    let speeds = harness.state().state.settings.speeds.clone();
+    assert_eq!(speeds.len(), 1, "one measurement: {speeds:?}");
+    assert!(!speeds[0].from_run && speeds[0].tokens_per_second > 0.0);
+    let estimate = harness.state().state.estimate.clone().unwrap();
+    let seconds = estimate.seconds.expect("a time");
+    let expected = estimate.tokens as f64 / speeds[0].tokens_per_second;
+    assert!((seconds - expected).abs() <= 1e-9 * expected, "{seconds} s");
+    assert!(!shown(&harness, "time unknown"));
+
+    click(&mut harness, "Start training");
+    wait(&mut harness, "the run", |s| {
+        s.training.as_ref().is_some_and(|t| t.finished) && !s.busy()
+    });
+    wait_idle(&mut harness);
+    let speeds = harness.state().state.settings.speeds.clone();
+    assert_eq!(
+        speeds.len(),
+        1,
+        "the run's speed replaces the measurement: {speeds:?}"
+    );
+    assert!(speeds[0].from_run);
+    let saved = std::fs::read_to_string(home.path().join("settings.json")).unwrap();
+    assert!(saved.contains("\"from_run\": true"), "{saved}");
+
+    drop(harness);
+    // The next launch loads the same model and data again by itself.
+    let mut harness = app(home.path(), PLENTY);
+    wait(&mut harness, "the model and data again", |s| {
+        s.model.is_some() && s.data.is_some() && !s.busy()
+    });
+    go_to(&mut harness, Screen::Train);
+    quick_settings(&mut harness, "timed-again", 2, 100);
+    wait_for_estimate(&mut harness);
+    assert_eq!(
+        harness.state().state.settings.speeds,
+        speeds,
+        "not measured again"
+    );
+    assert!(
+        harness
+            .state()
+            .state
+            .estimate
+            .as_ref()
+            .unwrap()
+            .seconds
+            .is_some()
+    );
+}

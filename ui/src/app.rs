@@ -155,8 +155,11 @@ impl DialoraApp {
                 _ => None,
             };
             self.route(&event);
-            let loaded = matches!(event, Event::ModelLoaded(_));
-            let opened = matches!(event, Event::Dataset(_));
+            // The model loaded, the dataset opened and a measured speed are for the next launch.
+            let settings_changed = matches!(
+                event,
+                Event::ModelLoaded(_) | Event::Dataset(_) | Event::SpeedMeasured(_)
+            );
             let ready = matches!(event, Event::Ready { .. });
             self.state.apply(event);
             if ready {
@@ -166,8 +169,7 @@ impl DialoraApp {
             if let Some(command) = saved_as {
                 self.send(command);
             }
-            if loaded || opened {
-                // The next launch offers the same model.
+            if settings_changed {
                 self.send(Command::SaveSettings {
                     settings: self.state.settings.clone(),
                 });

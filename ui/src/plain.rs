@@ -52,6 +52,7 @@ fn what_failed(task: Option<Task>) -> &'static str {
         Some(Task::Summarize) => "The summary could not be made or saved",
         Some(Task::Library) => "The adapter library could not be changed",
         Some(Task::Draft) => "The drafts could not be written",
+        Some(Task::MeasureSpeed) => "This computer's training speed could not be measured",
         None => "That did not work",
     }
 }
@@ -141,7 +142,7 @@ pub fn explain(task: Option<Task>, problem: &Problem) -> Explanation {
 mod tests {
     use super::*;
 
-    const TASKS: [Option<Task>; 8] = [
+    const TASKS: [Option<Task>; 9] = [
         None,
         Some(Task::LoadModel),
         Some(Task::ImportData),
@@ -150,6 +151,7 @@ mod tests {
         Some(Task::Summarize),
         Some(Task::Library),
         Some(Task::Draft),
+        Some(Task::MeasureSpeed),
     ];
 
     /// Words of the technical line that must never reach the sentence.

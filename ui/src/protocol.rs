@@ -289,6 +289,40 @@ pub struct Settings {
     pub active_adapter: Option<String>,
     /// The training settings chosen last (a preset or the person's own).
     pub train: Option<Box<TrainSettings>>,
+    /// How fast training went on this computer, per model, precision and device: the estimates
+    /// of a run's time use it.
+    pub speeds: Vec<MeasuredSpeed>,
+}
+
+impl Settings {
+    /// The training speed measured for `model` held in `precision`, on the GPU or not.
+    pub fn speed(&self, model: &str, precision: Precision, gpu: bool) -> Option<&MeasuredSpeed> {
+        self.speeds
+            .iter()
+            .find(|s| s.model == model && s.precision == precision && s.gpu == gpu)
+    }
+
+    /// Keeps `speed`, in place of an earlier one of the same model, precision and device.
+    pub fn record_speed(&mut self, speed: MeasuredSpeed) {
+        self.speeds.retain(|s| {
+            !(s.model == speed.model && s.precision == speed.precision && s.gpu == speed.gpu)
+        });
+        self.speeds.push(speed);
+    }
+}
+
+/// Training tokens a second that a model reached on this computer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasuredSpeed {
+    /// The model's name as loaded (a Hub id or a folder).
+    pub model: String,
+    /// How its weights were held: f32 or bf16.
+    pub precision: Precision,
+    pub gpu: bool,
+    pub tokens_per_second: f64,
+    /// Where it comes from: a short measurement, or a whole run (its validation and
+    /// checkpoints included), which then replaces the measurement.
+    pub from_run: bool,
 }
 
 impl Default for Settings {
@@ -306,6 +340,7 @@ impl Default for Settings {
             last_data: None,
             active_adapter: None,
             train: None,
+            speeds: Vec::new(),
         }
     }
 }
@@ -336,6 +371,7 @@ pub enum Task {
     Summarize,
     Library,
     Draft,
+    MeasureSpeed,
 }
 
 impl Task {
@@ -348,6 +384,7 @@ impl Task {
             Task::Summarize => "Summarizing",
             Task::Library => "Updating the adapter library",
             Task::Draft => "Drafting summaries",
+            Task::MeasureSpeed => "Measuring this computer's training speed",
         }
     }
 }
@@ -392,6 +429,8 @@ pub enum Event {
     ModelLoaded(ModelInfo),
     DataImported(DataSummary),
     Estimate(Estimate),
+    /// A training speed to keep in the settings.
+    SpeedMeasured(MeasuredSpeed),
     TrainStarted {
         name: String,
         first_step: usize,
@@ -591,7 +630,8 @@ pub struct Estimate {
     pub settings: TrainSettings,
     pub steps: usize,
     pub tokens: u64,
-    pub seconds: f64,
+    /// At the speed measured on this computer; none when the measurement was stopped.
+    pub seconds: Option<f64>,
     pub memory_bytes: u64,
     /// Whether the estimate fits in the machine's memory.
     pub fits: bool,

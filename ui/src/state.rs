@@ -375,6 +375,7 @@ impl State {
                 self.estimate_asked = None;
             }
             Event::Estimate(estimate) => self.estimate = Some(estimate),
+            Event::SpeedMeasured(speed) => self.settings.record_speed(speed),
             Event::TrainStarted {
                 name,
                 first_step,

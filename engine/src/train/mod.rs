@@ -297,8 +297,6 @@ fn mean_loss(
     Ok(sum / tokens.max(1) as f64)
 }
 
-/// Runs a training request to the end, or until `cancel` (then a checkpoint is written and
-/// [`Error::Cancelled`] returned).
 /// The precision to load the model in for a run with `settings`: full fine-tuning trains every
 /// weight, which stays f32; `Auto` then means f32 and an explicit bf16 is refused.
 pub fn model_precision(settings: &TrainSettings, requested: Precision) -> Result<Precision> {
@@ -313,6 +311,74 @@ pub fn model_precision(settings: &TrainSettings, requested: Precision) -> Result
     }
 }
 
+/// Training tokens per second on this computer for `settings` and `model` as loaded (its
+/// precision, its device): forward and backward passes, dropout included, over a batch of
+/// `data`'s first examples after a warm-up pass over one. The app's estimate of a run's time comes
+/// from it, so that the estimate is of the person's own machine. `on_pass(done, total)` follows
+/// the passes.
+pub fn measure_speed(
+    model: &LoadedModel,
+    data: &TrainData,
+    settings: &TrainSettings,
+    cancel: &Cancel,
+    on_pass: &mut dyn FnMut(usize, usize),
+) -> Result<f64> {
+    /// Timed passes end after this many seconds, or after `MAX_PASSES`.
+    const ENOUGH_SECONDS: f64 = 2.0;
+    const MAX_PASSES: usize = 2;
+    settings.validate()?;
+    model_precision(settings, model.precision)?;
+    // Drafts and dialogues without a summary are left out: a few more than a batch give one.
+    let batch = settings.batch_size;
+    let first = TrainData {
+        source: data.source.clone(),
+        dialogues: data.dialogues.iter().take(4 * batch).cloned().collect(),
+    };
+    let mut pairs = tokenize(model, &first, settings)?.pairs;
+    pairs.truncate(batch);
+    if pairs.is_empty() {
+        return Err(Error::settings(format!(
+            "{} has no dialogue with a reviewed summary to measure training with",
+            data.source.display()
+        )));
+    }
+    let t5 = &model.t5;
+    let adapter = match settings.full {
+        true => None,
+        false => Some(new_adapter(t5, settings, &model.name)?),
+    };
+    let trained = match settings.full {
+        true => Trained::Everything,
+        false => Trained::Adapter,
+    };
+    let mut dropout = Some(Dropout {
+        model_rate: settings.model_dropout.unwrap_or(t5.config().dropout_rate),
+        rng: SplitMix64::new(settings.seed),
+    });
+    let all: Vec<&Pair> = pairs.iter().collect();
+    let total = MAX_PASSES + 1;
+    let mut pass = |batch: &[&Pair]| -> Result<usize> {
+        cancel.check()?;
+        let (pass, tape) = t5.training_forward(batch, adapter.as_ref(), &mut dropout)?;
+        t5.backward(tape, adapter.as_ref(), trained, 1.0)?;
+        Ok(pass.source_tokens + pass.target_tokens)
+    };
+    pass(&all[..1])?;
+    on_pass(1, total);
+    let started = Instant::now();
+    let mut tokens = 0;
+    for done in 1..=MAX_PASSES {
+        tokens += pass(&all[..])?;
+        on_pass(done + 1, total);
+        if started.elapsed().as_secs_f64() >= ENOUGH_SECONDS {
+            break;
+        }
+    }
+    Ok(tokens as f64 / started.elapsed().as_secs_f64().max(1e-9))
+}
+
+/// Runs a training request to the end, or until `cancel` (then a checkpoint is written and
+/// [`Error::Cancelled`] returned).
 pub fn train(
     request: TrainRequest,
     cancel: &Cancel,

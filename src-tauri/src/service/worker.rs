@@ -20,8 +20,9 @@ use dialora_engine::{Error, Result, adapter, hub, long_input, report};
 use dialora_ui::presets::AppWords;
 use dialora_ui::protocol::{
     Columns, Command, DIALOGSUM, DataRequest, DataSummary, Device, Estimate, Evaluation, Event,
-    ExampleRow, Machine, ModelInfo, Outcome, PreviewRow, Problem, ProblemKind, RunScores, SAMPLES,
-    Settings, StyleChoice, SummaryResult, Task, TrainPoint, Transcript, training_memory,
+    ExampleRow, Machine, MeasuredSpeed, ModelInfo, Outcome, PreviewRow, Problem, ProblemKind,
+    RunScores, SAMPLES, Settings, StyleChoice, SummaryResult, Task, TrainPoint, Transcript,
+    training_memory,
 };
 use dialora_ui::samples;
 
@@ -31,9 +32,6 @@ use super::problems::{self, Log};
 use super::{Emitter, ServiceConfig, settings};
 
 const PREVIEW_ROWS: usize = 20;
-/// LoRA training throughput here is about this many parameter-tokens per second per core
-/// (measured: flan-t5-small 775 tokens/s, flan-t5-base 241 tokens/s on 2 cores).
-const PARAMETER_TOKENS_PER_CORE_SECOND: f64 = 3.0e10;
 
 struct Model {
     summarizer: Summarizer,
@@ -71,9 +69,9 @@ pub struct Worker {
     example_lengths: Option<(String, Vec<(usize, usize)>)>,
     evaluation: Option<LastEvaluation>,
     log: Log,
-    /// Parameter-tokens a second the last finished run of a model had, by the model's name: the
-    /// estimates of later runs of that model use it rather than the rule of thumb.
-    measured_speed: Option<(String, f64)>,
+    /// Whether this computer's training speed was measured, or tried, with the loaded model: a
+    /// measurement stopped or failed is not tried again until another model is loaded.
+    speed_tried: bool,
 }
 
 impl Worker {
@@ -98,7 +96,7 @@ impl Worker {
             example_lengths: None,
             evaluation: None,
             log,
-            measured_speed: None,
+            speed_tried: false,
         }
     }
 
@@ -130,6 +128,10 @@ impl Worker {
             // The shell writes them; the worker keeps the device for resumed runs.
             (_, Command::SaveSettings { settings }) => self.settings = settings,
             (_, Command::EstimateTraining { settings }) => {
+                // The first estimate with a model measures how fast it trains here, once.
+                if !self.speed_tried && self.speed().is_none() && settings.validate().is_ok() {
+                    self.task(Task::MeasureSpeed, |w| w.measure_speed(&settings));
+                }
                 // Asked for without a click: a failure shows no estimate and stops nothing.
                 let estimate = catch_unwind(AssertUnwindSafe(|| self.estimate(&settings)));
                 if let Ok(Ok(estimate)) = estimate {
@@ -311,6 +313,7 @@ impl Worker {
         self.model = None;
         self.evaluation = None;
         self.example_lengths = None;
+        self.speed_tried = false;
         let model = LoadedModel::load(&files, source, &device, precision)?;
         let parameters = model
             .t5
@@ -534,19 +537,13 @@ impl Worker {
         let steps = settings.total_steps(examples).max(1);
         let run_tokens =
             tokens as f64 * steps as f64 / settings.steps_per_epoch(examples).max(1) as f64;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        let name = &model.summarizer.model.name;
-        let rate = match &self.measured_speed {
-            Some((measured, rate)) if measured == name => *rate,
-            _ => PARAMETER_TOKENS_PER_CORE_SECOND * cores,
-        };
-        let tokens_per_second = rate / model.parameters.max(1) as f64;
+        let speed = self.speed().map(|s| s.tokens_per_second);
         let memory_bytes = training_memory(model.parameters, settings.batch_size);
         Ok(Estimate {
             settings: settings.clone(),
             steps,
             tokens: run_tokens as u64,
-            seconds: run_tokens / tokens_per_second,
+            seconds: speed.map(|tokens_per_second| run_tokens / tokens_per_second),
             memory_bytes,
             fits: self.config.memory_bytes == 0 || memory_bytes <= self.config.memory_bytes,
         })
@@ -584,13 +581,55 @@ impl Worker {
         self.train(name, &record.settings, false)?;
         // The next estimates use the speed this run had, with its validation and checkpoints.
         let seconds = started.elapsed().as_secs_f64();
-        if let Some(model) = self.model.as_ref()
-            && seconds > 0.0
-        {
-            let rate = estimate.tokens as f64 * model.parameters as f64 / seconds;
-            self.measured_speed = Some((record.model, rate));
+        if seconds > 0.0 {
+            self.keep_speed(estimate.tokens as f64 / seconds, true)?;
         }
         Ok(())
+    }
+
+    /// The training speed measured here with the loaded model as it is held.
+    fn speed(&self) -> Option<&MeasuredSpeed> {
+        let model = &self.model.as_ref()?.summarizer.model;
+        let gpu = !model.t5.device().is_cpu();
+        self.settings.speed(&model.name, model.precision, gpu)
+    }
+
+    /// Keeps `tokens_per_second` as the loaded model's speed here, and tells the app to save it.
+    fn keep_speed(&mut self, tokens_per_second: f64, from_run: bool) -> Result<()> {
+        let model = &self.model()?.summarizer.model;
+        let speed = MeasuredSpeed {
+            model: model.name.clone(),
+            precision: model.precision,
+            gpu: !model.t5.device().is_cpu(),
+            tokens_per_second,
+            from_run,
+        };
+        self.settings.record_speed(speed.clone());
+        self.emit(Event::SpeedMeasured(speed));
+        Ok(())
+    }
+
+    /// Measures how fast the loaded model trains here with `settings` on the loaded data.
+    fn measure_speed(&mut self, settings: &TrainSettings) -> Result<()> {
+        self.speed_tried = true;
+        let (model, data) = (self.model()?, self.data()?);
+        let emitter = &self.emitter;
+        let tokens_per_second = train::measure_speed(
+            &model.summarizer.model,
+            &data.train,
+            settings,
+            &self.cancel,
+            &mut |done, total| {
+                emitter.emit(Event::Progress {
+                    task: Task::MeasureSpeed,
+                    stage: Task::MeasureSpeed.label().to_string(),
+                    done: done as u64,
+                    total: total as u64,
+                    eta_s: None,
+                })
+            },
+        )?;
+        self.keep_speed(tokens_per_second, false)
     }
 
     /// Continues an interrupted run: the model and data it used are loaded again when they are

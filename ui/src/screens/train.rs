@@ -99,10 +99,13 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
         .as_ref()
         .filter(|e| e.settings == state.train)
     {
+        let time = match estimate.seconds {
+            Some(seconds) => widgets::rough_duration(seconds),
+            None => "time unknown (the speed measurement was stopped)".to_string(),
+        };
         let text = format!(
-            "Estimate: {} steps, {} and {} of memory (this machine has {}).",
+            "Estimate: {} steps, {time} and {} of memory (this machine has {}).",
             estimate.steps,
-            widgets::rough_duration(estimate.seconds),
             widgets::bytes(estimate.memory_bytes),
             widgets::bytes(state.machine.memory_bytes),
         );
