@@ -130,12 +130,12 @@ trait Packing {
     /// The packed word of the left operand's values `values` (`DEPTH` of them, zero past the end).
     fn word(values: [f32; 2]) -> u32;
 
-    /// `MR x NR` results of `words` packed words of a strip and a panel.
+    /// The product of `words` packed words of a strip and a panel, written into `tile`.
     ///
     /// # Safety
-    /// The CPU has the kernel's instructions (`LEVEL`); `a` holds `words * MR` words and `b`
-    /// `words * NR`.
-    unsafe fn kernel(words: usize, a: *const u32, b: *const u32, out: &mut [f32; MR * NR]);
+    /// The CPU has the kernel's instructions (`LEVEL`); `a` holds `words * MR` words, `b`
+    /// `words * NR`, and `tile` is within its matrix.
+    unsafe fn kernel(words: usize, a: *const u32, b: *const u32, tile: Tile);
 }
 
 /// f32 operands.
@@ -176,15 +176,15 @@ impl Packing for F32 {
         values[0].to_bits()
     }
 
-    unsafe fn kernel(words: usize, a: *const u32, b: *const u32, out: &mut [f32; MR * NR]) {
+    unsafe fn kernel(words: usize, a: *const u32, b: *const u32, tile: Tile) {
         // SAFETY: as the caller guarantees.
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            kernel_f32(words, a.cast(), b.cast(), out)
+            kernel_f32(words, a.cast(), b.cast(), tile)
         };
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (words, a, b, out);
+            let _ = (words, a, b, tile);
             unreachable!("no AVX-512 level off x86-64")
         }
     }
@@ -233,15 +233,15 @@ impl Packing for Bf16 {
         low | high << 16
     }
 
-    unsafe fn kernel(words: usize, a: *const u32, b: *const u32, out: &mut [f32; MR * NR]) {
+    unsafe fn kernel(words: usize, a: *const u32, b: *const u32, tile: Tile) {
         // SAFETY: as the caller guarantees.
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            kernel_bf16(words, a, b, out)
+            kernel_bf16(words, a, b, tile)
         };
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (words, a, b, out);
+            let _ = (words, a, b, tile);
             unreachable!("no AVX-512 level off x86-64")
         }
     }
@@ -381,6 +381,19 @@ fn pack_a<P: Packing>(
     }
 }
 
+/// Where a kernel's `mr x nr` results go: the top-left corner `c` of a tile of a row-major
+/// matrix with row stride `ldc`, set to them when `first`, else added to them. The kernel writes
+/// them straight from its registers: through a buffer, the buffer's zeroing and copy cost a
+/// tenth of a small product.
+#[derive(Clone, Copy)]
+struct Tile {
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    first: bool,
+}
+
 /// One `mr x nr` tile of `c` (row stride `ldc`): set to, or with `first` false added to, the
 /// product of a packed strip and a packed panel of `words` words.
 ///
@@ -397,28 +410,25 @@ unsafe fn tile<P: Packing>(
     nr: usize,
     first: bool,
 ) {
-    let mut result = [0f32; MR * NR];
     assert!(a.len() >= words * MR && b.len() >= words * NR);
-    // SAFETY: the caller guarantees the kernel's level; the assert above bounds every read.
-    unsafe { P::kernel(words, a.as_ptr(), b.as_ptr(), &mut result) };
-    for i in 0..mr {
-        let row = &mut c[i * ldc..i * ldc + nr];
-        let values = &result[i * NR..i * NR + nr];
-        if first {
-            row.copy_from_slice(values);
-        } else {
-            for (c, v) in row.iter_mut().zip(values) {
-                *c += v;
-            }
-        }
-    }
+    assert!(mr <= MR && nr <= NR && mr > 0 && c.len() >= (mr - 1) * ldc + nr);
+    let tile = Tile {
+        c: c.as_mut_ptr(),
+        ldc,
+        mr,
+        nr,
+        first,
+    };
+    // SAFETY: the caller guarantees the kernel's level; the asserts above bound every read and
+    // every write of the kernel.
+    unsafe { P::kernel(words, a.as_ptr(), b.as_ptr(), tile) };
 }
 
 /// # Safety
 /// The CPU has AVX-512F; `kc * NR` values at `b` and `kc * MR` at `a`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel_f32(kc: usize, a: *const f32, b: *const f32, out: &mut [f32; MR * NR]) {
+unsafe fn kernel_f32(kc: usize, a: *const f32, b: *const f32, tile: Tile) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     for p in 0..kc {
@@ -433,14 +443,15 @@ unsafe fn kernel_f32(kc: usize, a: *const f32, b: *const f32, out: &mut [f32; MR
             }
         }
     }
-    store(&acc, out);
+    // SAFETY: the caller guarantees that `tile` is within its matrix.
+    unsafe { store(&acc, tile) };
 }
 
 /// # Safety
 /// The CPU has AVX-512F and AVX512-BF16; `words * NR` words at `b` and `words * MR` at `a`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn kernel_bf16(words: usize, a: *const u32, b: *const u32, out: &mut [f32; MR * NR]) {
+unsafe fn kernel_bf16(words: usize, a: *const u32, b: *const u32, tile: Tile) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     for p in 0..words {
@@ -457,19 +468,35 @@ unsafe fn kernel_bf16(words: usize, a: *const u32, b: *const u32, out: &mut [f32
             }
         }
     }
-    store(&acc, out);
+    // SAFETY: the caller guarantees that `tile` is within its matrix.
+    unsafe { store(&acc, tile) };
 }
 
-/// Writes a kernel's accumulators, `MR` rows of two vectors, as `MR` rows of `NR` values.
+/// Writes a kernel's accumulators, `MR` rows of two vectors, into the first `tile.mr` rows and
+/// `tile.nr` columns of `tile`.
+///
+/// # Safety
+/// The CPU has AVX-512F; `tile` is within its matrix.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn store(acc: &[[std::arch::x86_64::__m512; 2]; MR], out: &mut [f32; MR * NR]) {
+unsafe fn store(acc: &[[std::arch::x86_64::__m512; 2]; MR], tile: Tile) {
     use std::arch::x86_64::*;
-    for (i, row) in acc.iter().enumerate() {
-        // SAFETY: `out` holds MR rows of NR values.
-        unsafe {
-            _mm512_storeu_ps(out.as_mut_ptr().add(i * NR), row[0]);
-            _mm512_storeu_ps(out.as_mut_ptr().add(i * NR + 16), row[1]);
+    let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xFFFF } else { (1 << n) - 1 } };
+    let masks = [lanes(tile.nr), lanes(tile.nr.saturating_sub(16))];
+    for (i, row) in acc.iter().enumerate().take(tile.mr) {
+        for (half, (value, mask)) in row.iter().zip(masks).enumerate() {
+            if mask == 0 {
+                continue;
+            }
+            // SAFETY: the masked lanes are columns below `tile.nr` of rows below `tile.mr`.
+            unsafe {
+                let at = tile.c.add(i * tile.ldc + half * 16);
+                let sum = match tile.first {
+                    true => *value,
+                    false => _mm512_add_ps(_mm512_maskz_loadu_ps(mask, at), *value),
+                };
+                _mm512_mask_storeu_ps(at, mask, sum);
+            }
         }
     }
 }
