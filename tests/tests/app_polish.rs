@@ -355,3 +355,26 @@ fn every_screen_fits_a_small_window_without_clipped_text() {
         );
     }
 }
+
+/// The Model screen's own settings stay in view in the smallest window the app opens at: the
+/// sizes' explanations must not grow the list above them (in a table column they wrapped a word
+/// per line and pushed Run on and Weights below the window's edge).
+#[test]
+fn the_model_screen_shows_its_settings_in_the_smallest_window() {
+    let home = tempfile::tempdir().unwrap();
+    let (width, height) = (760.0, 520.0);
+    let mut harness = app_sized(home.path(), 16 << 30, [width, height]);
+    go_to(&mut harness, Screen::Model);
+    harness.run_steps(3);
+    for label in ["Run on:", "Weights:", "Recommended here."] {
+        let node = harness
+            .query_all_by_label_contains(label)
+            .next()
+            .unwrap_or_else(|| panic!("{label} is on the Model screen"));
+        let rect = node.rect();
+        assert!(
+            rect.max.y <= height && rect.max.x <= width,
+            "{label} is at {rect:?}, outside the {width}x{height} window"
+        );
+    }
+}
