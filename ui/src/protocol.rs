@@ -297,16 +297,13 @@ pub struct Settings {
 impl Settings {
     /// The training speed measured for `model` held in `precision`, on the GPU or not.
     pub fn speed(&self, model: &str, precision: Precision, gpu: bool) -> Option<&MeasuredSpeed> {
-        self.speeds
-            .iter()
-            .find(|s| s.model == model && s.precision == precision && s.gpu == gpu)
+        self.speeds.iter().find(|s| s.is_for(model, precision, gpu))
     }
 
     /// Keeps `speed`, in place of an earlier one of the same model, precision and device.
     pub fn record_speed(&mut self, speed: MeasuredSpeed) {
-        self.speeds.retain(|s| {
-            !(s.model == speed.model && s.precision == speed.precision && s.gpu == speed.gpu)
-        });
+        self.speeds
+            .retain(|s| !s.is_for(&speed.model, speed.precision, speed.gpu));
         self.speeds.push(speed);
     }
 }
@@ -323,6 +320,13 @@ pub struct MeasuredSpeed {
     /// Where it comes from: a short measurement, or a whole run (its validation and
     /// checkpoints included), which then replaces the measurement.
     pub from_run: bool,
+}
+
+impl MeasuredSpeed {
+    /// Whether it was measured with `model` held in `precision`, on the GPU or not.
+    fn is_for(&self, model: &str, precision: Precision, gpu: bool) -> bool {
+        self.model == model && self.precision == precision && self.gpu == gpu
+    }
 }
 
 impl Default for Settings {
