@@ -565,10 +565,11 @@ fn the_training_time_is_estimated_from_a_speed_measured_here_and_kept() {
         "the run's speed replaces the measurement: {speeds:?}"
     );
     assert!(speeds[0].from_run);
+
+    // The settings are written on a thread of their own, which closing the app waits for.
+    drop(harness);
     let saved = std::fs::read_to_string(home.path().join("settings.json")).unwrap();
     assert!(saved.contains("\"from_run\": true"), "{saved}");
-
-    drop(harness);
     // The next launch loads the same model and data again by itself.
     let mut harness = app(home.path(), PLENTY);
     wait(&mut harness, "the model and data again", |s| {
