@@ -127,8 +127,9 @@ trait Packing {
         out: &mut [u32],
     );
 
-    /// The packed word of the left operand's values `values` (`DEPTH` of them, zero past the end).
-    fn word(values: [f32; 2]) -> u32;
+    /// Word `w` of one row of the left operand's block, `row` (`kc` values `col_stride` apart):
+    /// its values `w * DEPTH..`, zero past `kc`.
+    fn word(row: &[f32], col_stride: usize, kc: usize, w: usize) -> u32;
 
     /// The product of `words` packed words of a strip and a panel, written into `tile`.
     ///
@@ -172,8 +173,8 @@ impl Packing for F32 {
         }
     }
 
-    fn word(values: [f32; 2]) -> u32 {
-        values[0].to_bits()
+    fn word(row: &[f32], col_stride: usize, _kc: usize, w: usize) -> u32 {
+        row[w * col_stride].to_bits()
     }
 
     unsafe fn kernel(words: usize, a: *const u32, b: *const u32, tile: Tile) {
@@ -228,8 +229,14 @@ impl Packing for Bf16 {
         }
     }
 
-    fn word(values: [f32; 2]) -> u32 {
-        let [low, high] = values.map(|v| bf16::from_f32(v).to_bits() as u32);
+    fn word(row: &[f32], col_stride: usize, kc: usize, w: usize) -> u32 {
+        let low = row[2 * w * col_stride];
+        let high = if 2 * w + 1 < kc {
+            row[(2 * w + 1) * col_stride]
+        } else {
+            0.0
+        };
+        let [low, high] = [low, high].map(|v| bf16::from_f32(v).to_bits() as u32);
         low | high << 16
     }
 
@@ -367,14 +374,7 @@ fn pack_a<P: Packing>(
             .collect();
         for (w, group) in strip_out.chunks_exact_mut(MR).enumerate() {
             for (word, source) in group.iter_mut().zip(&sources) {
-                let mut values = [0f32; 2];
-                for (d, value) in values.iter_mut().enumerate().take(P::DEPTH) {
-                    let p = w * P::DEPTH + d;
-                    if p < kc {
-                        *value = source[p * a.col_stride];
-                    }
-                }
-                *word = P::word(values);
+                *word = P::word(source, a.col_stride, kc, w);
             }
             group[rows..].fill(0);
         }
