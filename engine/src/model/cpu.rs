@@ -25,17 +25,23 @@ pub enum Level {
     /// Plus the AVX-512 paths and the AVX-512 matrix multiply.
     Avx512,
     /// Plus the bf16 matrix multiply on AVX-512's bf16 dot products (AMD Zen 4 on, Intel Xeon
-    /// since Cooper Lake): what `--precision auto` picks bf16 for.
+    /// since Cooper Lake). It saves memory but is slower than the f32 one (measured on Zen 4 and
+    /// on a Xeon capped to it), so `--precision auto` stays f32 here.
     Avx512Bf16,
+    /// Plus the bf16 matrix multiply on AMX tiles (Intel Xeon since Sapphire Rapids), on Linux,
+    /// which grants a process the tiles' state only when asked: what `--precision auto` picks
+    /// bf16 for.
+    Amx,
 }
 
 impl Level {
-    pub const ALL: [Level; 5] = [
+    pub const ALL: [Level; 6] = [
         Level::Generic,
         Level::Portable,
         Level::Avx2,
         Level::Avx512,
         Level::Avx512Bf16,
+        Level::Amx,
     ];
 
     /// The name `DIALORA_CPU` takes.
@@ -46,6 +52,7 @@ impl Level {
             Level::Avx2 => "avx2",
             Level::Avx512 => "avx512",
             Level::Avx512Bf16 => "avx512bf16",
+            Level::Amx => "amx",
         }
     }
 
@@ -63,6 +70,7 @@ impl Level {
                     && is_x86_feature_detected!("avx512bw")
                     && is_x86_feature_detected!("avx512bf16")
             }
+            Level::Amx => Level::Avx512Bf16.runs_here() && amx_granted(),
             #[cfg(not(target_arch = "x86_64"))]
             Level::Avx2 | Level::Avx512 | Level::Avx512Bf16 => false,
         }
@@ -96,6 +104,34 @@ impl Level {
         }
         Ok(level)
     }
+}
+
+/// Whether this CPU has AMX tiles with bf16 products and the kernel lets this process use them
+/// (asked once: the grant is for the whole process, every thread included).
+fn amx_granted() -> bool {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+    {
+        static GRANTED: OnceLock<bool> = OnceLock::new();
+        *GRANTED.get_or_init(|| {
+            // CPUID leaf 7: EDX bit 22 is AMX-BF16, bit 24 AMX-TILE.
+            let features = std::arch::x86_64::__cpuid_count(7, 0).edx;
+            let has_tiles = features >> 22 & 1 == 1 && features >> 24 & 1 == 1;
+            const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+            const XFEATURE_XTILEDATA: libc::c_long = 18;
+            // SAFETY: arch_prctl with these arguments only changes which state the kernel saves
+            // for this process; it fails on a kernel or CPU without AMX.
+            has_tiles
+                && unsafe {
+                    libc::syscall(
+                        libc::SYS_arch_prctl,
+                        ARCH_REQ_XCOMP_PERM,
+                        XFEATURE_XTILEDATA,
+                    )
+                } == 0
+        })
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")))]
+    false
 }
 
 static LEVEL: OnceLock<std::result::Result<Level, String>> = OnceLock::new();

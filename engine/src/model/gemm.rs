@@ -1,9 +1,10 @@
-//! Matrix multiply with AVX-512 kernels, for the large products of the encoder, of training and of
-//! the language-model head: in f32, and with a bf16 right operand (a frozen weight stored in
-//! bf16, `--precision bf16`) on AVX-512's bf16 dot products. candle's own multiply (the `gemm`
-//! crate) runs its AVX2 kernel on stable Rust, about half of what an AVX-512 CPU does, and has no
-//! bf16 kernel; below a kernel's level (a CPU without it, or `DIALORA_CPU` capping it) candle's
-//! f32 multiply is used, a bf16 operand widened to f32 first.
+//! Matrix multiply with AVX-512 and AMX kernels, for the large products of the encoder, of
+//! training and of the language-model head: in f32, and with a bf16 right operand (a frozen weight
+//! stored in bf16, `--precision bf16`) on AMX tiles or AVX-512's bf16 dot products. candle's own
+//! multiply (the `gemm` crate) runs its AVX2 kernel on stable Rust, about half of what an AVX-512
+//! CPU does, and has no bf16 kernel; below a kernel's level (a CPU without it, or `DIALORA_CPU`
+//! capping it) candle's f32 multiply is used, a bf16 operand widened to f32 first. The AMX
+//! instructions are written with `asm!`: their intrinsics are not in stable Rust.
 //!
 //! A bf16 product rounds the left operand to bf16 too and sums the exact products in f32, at
 //! every level: the same arithmetic whichever path runs, and PyTorch's for a bf16 matrix multiply
@@ -11,9 +12,12 @@
 //!
 //! The layout is the usual one of BLIS: the right operand is packed in panels of `NR` columns per
 //! block of `KC` rows, the left one in panels of `MR` rows, and an `MR x NR` kernel keeps its
-//! results in registers over the block. Operands may have any strides, so a transposed weight is
-//! read in place. A packed word is 32 bits: one f32, or the bf16 values of two consecutive rows
-//! of the block (the even one in the low half), which is what a bf16 dot product consumes.
+//! results in registers (AMX: in tiles) over the block. Operands may have any strides, so a
+//! transposed weight is read in place. A packed word is 32 bits: one f32, or the bf16 values of
+//! two consecutive rows of the block (the even one in the low half), which is what a bf16 dot
+//! product and an AMX tile product consume.
+
+use std::mem::MaybeUninit;
 
 use candle_core::{DType, Storage, Tensor, WithDType};
 use half::bf16;
@@ -21,7 +25,6 @@ use rayon::prelude::*;
 
 use super::cpu::{Level, level};
 
-const MR: usize = 12;
 const NR: usize = 32;
 /// The most rows of the left operand packed at once (kept in the L2 cache).
 const MC_MAX: usize = 192;
@@ -42,6 +45,9 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
 
 fn matmul_at(level: Level, a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     if b.dtype() == DType::BF16 {
+        if let Some(product) = packed_matmul::<Bf16Tiles>(level, a, b)? {
+            return Ok(product);
+        }
         if let Some(product) = packed_matmul::<Bf16>(level, a, b)? {
             return Ok(product);
         }
@@ -99,9 +105,21 @@ fn packed_matmul<P: Packing>(
         row_stride: b_layout.stride()[0],
         col_stride: b_layout.stride()[1],
     };
-    let mut out = vec![0f32; m * n];
-    // SAFETY: a level is only ever one this CPU runs, and it includes the packing's.
-    unsafe { multiply::<P>(a_view, b_view, m, k, n, &mut out) };
+    // Not zeroed first: the multiply sets every element, and zeroing costs a twentieth of it.
+    let mut out = Vec::with_capacity(m * n);
+    // SAFETY: a level is only ever one this CPU runs, and it includes the packing's; the
+    // multiply has written all `m * n` elements when it returns.
+    unsafe {
+        multiply::<P>(
+            a_view,
+            b_view,
+            m,
+            k,
+            n,
+            &mut out.spare_capacity_mut()[..m * n],
+        );
+        out.set_len(m * n);
+    }
     drop((a_storage, b_storage));
     Ok(Some(Tensor::from_vec(out, (m, n), a.device())?))
 }
@@ -115,6 +133,11 @@ trait Packing {
     /// Rows of the right operand per block: a packed panel of `KC / DEPTH` words by `NR` fills
     /// about half of the L2 cache's share of one core.
     const KC: usize;
+    /// Rows of the left operand per strip, the rows of a kernel's tile.
+    const MR: usize;
+    /// The kernel consumes a block's words this many at a time: the words are counted up to a
+    /// multiple of it, zeros past `kc`.
+    const STEP: usize;
     /// The right operand's element type.
     type Right: WithDType;
 
@@ -127,15 +150,31 @@ trait Packing {
         out: &mut [u32],
     );
 
-    /// Word `w` of one row of the left operand's block, `row` (`kc` values `col_stride` apart):
-    /// its values `w * DEPTH..`, zero past `kc`.
-    fn word(row: &[f32], col_stride: usize, kc: usize, w: usize) -> u32;
+    /// One row of the left operand's block, `row` (`kc` values `col_stride` apart), as the
+    /// words `out` (`kc.div_ceil(DEPTH)` of them), zero past `kc`.
+    fn pack_row(row: &[f32], col_stride: usize, kc: usize, out: &mut [u32]);
+
+    /// Whether a packed strip holds each row's words together (the rows of a tile), rather than
+    /// the words of one step of all rows side by side (what a vector kernel broadcasts).
+    const ROWS_TOGETHER: bool = false;
+
+    /// Readies this thread for `kernel` calls until `finish` (AMX loads its tile configuration).
+    ///
+    /// # Safety
+    /// The CPU has the kernel's instructions (`LEVEL`).
+    unsafe fn start() {}
+
+    /// Ends what `start` began.
+    ///
+    /// # Safety
+    /// The CPU has the kernel's instructions (`LEVEL`).
+    unsafe fn finish() {}
 
     /// The product of `words` packed words of a strip and a panel, written into `tile`.
     ///
     /// # Safety
-    /// The CPU has the kernel's instructions (`LEVEL`); `a` holds `words * MR` words, `b`
-    /// `words * NR`, and `tile` is within its matrix.
+    /// The CPU has the kernel's instructions (`LEVEL`); `words` is a multiple of `STEP`, `a`
+    /// holds `words * MR` words, `b` `words * NR`, and `tile` is within its matrix.
     unsafe fn kernel(words: usize, a: *const u32, b: *const u32, tile: Tile);
 }
 
@@ -146,6 +185,8 @@ impl Packing for F32 {
     const LEVEL: Level = Level::Avx512;
     const DEPTH: usize = 1;
     const KC: usize = 512;
+    const MR: usize = 12;
+    const STEP: usize = 1;
     type Right = f32;
 
     fn pack_b(b: View<f32>, block_start: usize, kc: usize, col: usize, n: usize, out: &mut [u32]) {
@@ -173,8 +214,10 @@ impl Packing for F32 {
         }
     }
 
-    fn word(row: &[f32], col_stride: usize, _kc: usize, w: usize) -> u32 {
-        row[w * col_stride].to_bits()
+    fn pack_row(row: &[f32], col_stride: usize, kc: usize, out: &mut [u32]) {
+        for (p, word) in out[..kc].iter_mut().enumerate() {
+            *word = row[p * col_stride].to_bits();
+        }
     }
 
     unsafe fn kernel(words: usize, a: *const u32, b: *const u32, tile: Tile) {
@@ -198,6 +241,8 @@ impl Packing for Bf16 {
     const LEVEL: Level = Level::Avx512Bf16;
     const DEPTH: usize = 2;
     const KC: usize = 1024;
+    const MR: usize = 12;
+    const STEP: usize = 1;
     type Right = bf16;
 
     fn pack_b(b: View<bf16>, block_start: usize, kc: usize, col: usize, n: usize, out: &mut [u32]) {
@@ -229,15 +274,22 @@ impl Packing for Bf16 {
         }
     }
 
-    fn word(row: &[f32], col_stride: usize, kc: usize, w: usize) -> u32 {
-        let low = row[2 * w * col_stride];
-        let high = if 2 * w + 1 < kc {
-            row[(2 * w + 1) * col_stride]
+    fn pack_row(row: &[f32], col_stride: usize, kc: usize, out: &mut [u32]) {
+        let pair = |low: f32, high: f32| bf16_bits(low) | bf16_bits(high) << 16;
+        if col_stride == 1 {
+            let (pairs, last) = row[..kc].as_chunks::<2>();
+            for (word, [low, high]) in out.iter_mut().zip(pairs) {
+                *word = pair(*low, *high);
+            }
+            if let [low] = last {
+                out[pairs.len()] = pair(*low, 0.0);
+            }
         } else {
-            0.0
-        };
-        let [low, high] = [low, high].map(|v| bf16::from_f32(v).to_bits() as u32);
-        low | high << 16
+            let value = |p: usize| if p < kc { row[p * col_stride] } else { 0.0 };
+            for (w, word) in out.iter_mut().enumerate() {
+                *word = pair(value(2 * w), value(2 * w + 1));
+            }
+        }
     }
 
     unsafe fn kernel(words: usize, a: *const u32, b: *const u32, tile: Tile) {
@@ -250,6 +302,59 @@ impl Packing for Bf16 {
         {
             let _ = (words, a, b, tile);
             unreachable!("no AVX-512 level off x86-64")
+        }
+    }
+}
+
+/// bf16 operands as [`Bf16`] packs them, multiplied on AMX tiles: a right panel's words are
+/// already the layout of a tile of the right operand (a row per word, `NR` columns), and each
+/// strip of the left operand is packed row by row, a tile's rows.
+struct Bf16Tiles;
+
+impl Packing for Bf16Tiles {
+    const LEVEL: Level = Level::Amx;
+    const DEPTH: usize = 2;
+    const KC: usize = 1024;
+    const MR: usize = 2 * TILE_ROWS;
+    const STEP: usize = TILE_ROWS;
+    type Right = bf16;
+
+    fn pack_b(b: View<bf16>, block_start: usize, kc: usize, col: usize, n: usize, out: &mut [u32]) {
+        Bf16::pack_b(b, block_start, kc, col, n, out)
+    }
+
+    fn pack_row(row: &[f32], col_stride: usize, kc: usize, out: &mut [u32]) {
+        Bf16::pack_row(row, col_stride, kc, out)
+    }
+
+    const ROWS_TOGETHER: bool = true;
+
+    unsafe fn start() {
+        // SAFETY: as the caller guarantees.
+        #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+        unsafe {
+            std::arch::asm!("ldtilecfg [{}]", in(reg) &TILE_CONFIG, options(nostack, readonly))
+        };
+    }
+
+    unsafe fn finish() {
+        // SAFETY: as the caller guarantees.
+        #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+        unsafe {
+            std::arch::asm!("tilerelease", options(nostack, nomem))
+        };
+    }
+
+    unsafe fn kernel(words: usize, a: *const u32, b: *const u32, tile: Tile) {
+        // SAFETY: as the caller guarantees.
+        #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+        unsafe {
+            kernel_tiles(words, a, b, tile)
+        };
+        #[cfg(not(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")))]
+        {
+            let _ = (words, a, b, tile);
+            unreachable!("no AMX level off x86-64 Linux")
         }
     }
 }
@@ -278,24 +383,31 @@ thread_local! {
     static PACKED_B: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's buffer `key` of at least `len` words. The buffer is taken out of
-/// its cell while `f` runs, so that a product started inside `f` on this thread (rayon runs other
-/// tasks while it waits) gets a buffer of its own instead of finding this one borrowed.
+/// Words per cache line: packed buffers start on a line, so that no 64-byte row of a tile
+/// straddles two (which halves the speed of AMX's tile loads).
+const LINE_WORDS: usize = 16;
+
+/// Runs `f` with this thread's buffer `key` of `len` words, starting on a cache line. The buffer
+/// is taken out of its cell while `f` runs, so that a product started inside `f` on this thread
+/// (rayon runs other tasks while it waits) gets a buffer of its own instead of finding this one
+/// borrowed.
 fn with_buffer<R>(
     key: &'static std::thread::LocalKey<std::cell::RefCell<Vec<u32>>>,
     len: usize,
     f: impl FnOnce(&mut [u32]) -> R,
 ) -> R {
     let mut buffer = key.with(|cell| cell.take());
-    if buffer.len() < len {
-        buffer.resize(len, 0);
+    if buffer.len() < len + LINE_WORDS {
+        buffer.resize(len + LINE_WORDS, 0);
     }
-    let result = f(&mut buffer[..len]);
+    let start = buffer.as_ptr().align_offset(LINE_WORDS * 4).min(LINE_WORDS);
+    let result = f(&mut buffer[start..start + len]);
     key.with(|cell| cell.replace(buffer));
     result
 }
 
-/// `c = a @ b`, `c` row-major `(m, n)`; every element of `c` is written.
+/// `c = a @ b`, `c` row-major `(m, n)`; every element of `c` is written (the first block of
+/// `a`'s columns sets them, the others add to them).
 ///
 /// # Safety
 /// The CPU has the packing's kernel.
@@ -305,22 +417,25 @@ unsafe fn multiply<P: Packing>(
     m: usize,
     k: usize,
     n: usize,
-    c: &mut [f32],
+    c: &mut [MaybeUninit<f32>],
 ) {
     let panels = n.div_ceil(NR);
-    let block_words = P::KC / P::DEPTH;
+    let block_words = (P::KC / P::DEPTH).next_multiple_of(P::STEP);
     // Row blocks of equal size, a whole number of them per thread.
     let threads = rayon::current_num_threads().max(1);
     let blocks = m.div_ceil(MC_MAX * threads) * threads;
-    let mc_block = m.div_ceil(blocks).next_multiple_of(MR);
+    let mc_block = m.div_ceil(blocks).next_multiple_of(P::MR);
     with_buffer(&PACKED_B, panels * block_words * NR, |packed_b| {
         for block_start in (0..k).step_by(P::KC) {
             let kc = P::KC.min(k - block_start);
-            let words = kc.div_ceil(P::DEPTH);
+            let words = kc.div_ceil(P::DEPTH).next_multiple_of(P::STEP);
             packed_b
                 .par_chunks_mut(block_words * NR)
                 .enumerate()
-                .for_each(|(panel, out)| P::pack_b(b, block_start, kc, panel * NR, n, out));
+                .for_each(|(panel, out)| {
+                    P::pack_b(b, block_start, kc, panel * NR, n, out);
+                    out[kc.div_ceil(P::DEPTH) * NR..words * NR].fill(0);
+                });
             let packed_b = &*packed_b;
             let first = block_start == 0;
             c.par_chunks_mut(mc_block * n)
@@ -330,14 +445,16 @@ unsafe fn multiply<P: Packing>(
                     let mc = mc_block.min(m - row_start);
                     with_buffer(&PACKED_A, mc_block * block_words, |packed_a| {
                         pack_a::<P>(a, row_start, mc, block_start, kc, packed_a);
+                        // SAFETY: this function's caller checked the kernel's level.
+                        unsafe { P::start() };
                         for panel in 0..panels {
                             let col = panel * NR;
                             let nr = NR.min(n - col);
                             let b_panel = &packed_b[panel * block_words * NR..];
-                            for strip in 0..mc.div_ceil(MR) {
-                                let row = strip * MR;
-                                let mr = MR.min(mc - row);
-                                let a_strip = &packed_a[strip * MR * words..];
+                            for strip in 0..mc.div_ceil(P::MR) {
+                                let row = strip * P::MR;
+                                let mr = P::MR.min(mc - row);
+                                let a_strip = &packed_a[strip * P::MR * words..];
                                 let c_tile = &mut c_rows[row * n + col..];
                                 // SAFETY: this function's caller checked the kernel's level.
                                 unsafe {
@@ -345,14 +462,17 @@ unsafe fn multiply<P: Packing>(
                                 };
                             }
                         }
+                        // SAFETY: as for `start`.
+                        unsafe { P::finish() };
                     })
                 });
         }
     })
 }
 
-/// Packs rows `row_start..+mc`, columns `block_start..+kc` of `a` as strips of `MR` rows, each
-/// `words` groups of `MR` words (zero past `mc` and past `kc`).
+/// Packs rows `row_start..+mc`, columns `block_start..+kc` of `a` as strips of `MR` rows of
+/// `words` words each, laid out as the packing's `ROWS_TOGETHER` says (zero past `mc` and past
+/// `kc`).
 fn pack_a<P: Packing>(
     a: View<f32>,
     row_start: usize,
@@ -361,23 +481,45 @@ fn pack_a<P: Packing>(
     kc: usize,
     out: &mut [u32],
 ) {
-    let words = kc.div_ceil(P::DEPTH);
-    for strip in 0..mc.div_ceil(MR) {
-        let strip_out = &mut out[strip * MR * words..(strip + 1) * MR * words];
-        let rows = MR.min(mc - strip * MR);
-        let sources: Vec<&[f32]> = (0..rows)
-            .map(|i| {
-                let start =
-                    (row_start + strip * MR + i) * a.row_stride + block_start * a.col_stride;
-                &a.data[start..start + (kc - 1) * a.col_stride + 1]
-            })
-            .collect();
-        for (w, group) in strip_out.chunks_exact_mut(MR).enumerate() {
-            for (word, source) in group.iter_mut().zip(&sources) {
-                *word = P::word(source, a.col_stride, kc, w);
+    let filled = kc.div_ceil(P::DEPTH);
+    let words = filled.next_multiple_of(P::STEP);
+    let mut row_words = vec![0; if P::ROWS_TOGETHER { 0 } else { filled }];
+    for strip in 0..mc.div_ceil(P::MR) {
+        let strip_out = &mut out[strip * P::MR * words..(strip + 1) * P::MR * words];
+        let rows = P::MR.min(mc - strip * P::MR);
+        for i in 0..rows {
+            let start = (row_start + strip * P::MR + i) * a.row_stride + block_start * a.col_stride;
+            let source = &a.data[start..start + (kc - 1) * a.col_stride + 1];
+            if P::ROWS_TOGETHER {
+                let row = &mut strip_out[i * words..(i + 1) * words];
+                P::pack_row(source, a.col_stride, kc, &mut row[..filled]);
+                row[filled..].fill(0);
+            } else {
+                P::pack_row(source, a.col_stride, kc, &mut row_words);
+                for (w, word) in row_words.iter().enumerate() {
+                    strip_out[w * P::MR + i] = *word;
+                }
             }
-            group[rows..].fill(0);
         }
+        if P::ROWS_TOGETHER {
+            strip_out[rows * words..].fill(0);
+        } else {
+            for group in strip_out.chunks_exact_mut(P::MR) {
+                group[rows..].fill(0);
+            }
+        }
+    }
+}
+
+/// `value` rounded to the nearest bf16 (ties to even; a NaN stays a NaN), as bits: what
+/// `half::bf16::from_f32` gives, in arithmetic a compiler turns into vector code.
+fn bf16_bits(value: f32) -> u32 {
+    let bits = value.to_bits();
+    let rounded = bits.wrapping_add(0x7FFF + (bits >> 16 & 1)) >> 16;
+    if value.is_nan() {
+        bits >> 16 | 0x40
+    } else {
+        rounded
     }
 }
 
@@ -394,8 +536,8 @@ struct Tile {
     first: bool,
 }
 
-/// One `mr x nr` tile of `c` (row stride `ldc`): set to, or with `first` false added to, the
-/// product of a packed strip and a packed panel of `words` words.
+/// One `mr x nr` tile of `c` (row stride `ldc`): set to, or with `first` false added to (it
+/// was set before then), the product of a packed strip and a packed panel of `words` words.
 ///
 /// # Safety
 /// The CPU has the packing's kernel.
@@ -404,16 +546,17 @@ unsafe fn tile<P: Packing>(
     words: usize,
     a: &[u32],
     b: &[u32],
-    c: &mut [f32],
+    c: &mut [MaybeUninit<f32>],
     ldc: usize,
     mr: usize,
     nr: usize,
     first: bool,
 ) {
-    assert!(a.len() >= words * MR && b.len() >= words * NR);
-    assert!(mr <= MR && nr <= NR && mr > 0 && c.len() >= (mr - 1) * ldc + nr);
+    assert!(words.is_multiple_of(P::STEP));
+    assert!(a.len() >= words * P::MR && b.len() >= words * NR);
+    assert!(mr <= P::MR && nr <= NR && mr > 0 && c.len() >= (mr - 1) * ldc + nr);
     let tile = Tile {
-        c: c.as_mut_ptr(),
+        c: c.as_mut_ptr().cast(),
         ldc,
         mr,
         nr,
@@ -430,14 +573,14 @@ unsafe fn tile<P: Packing>(
 #[target_feature(enable = "avx512f")]
 unsafe fn kernel_f32(kc: usize, a: *const f32, b: *const f32, tile: Tile) {
     use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    let mut acc = [[_mm512_setzero_ps(); 2]; F32::MR];
     for p in 0..kc {
         // SAFETY: the caller guarantees `kc * NR` values at `b` and `kc * MR` at `a`.
         unsafe {
             let b0 = _mm512_loadu_ps(b.add(p * NR));
             let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
             for (i, row) in acc.iter_mut().enumerate() {
-                let ai = _mm512_set1_ps(*a.add(p * MR + i));
+                let ai = _mm512_set1_ps(*a.add(p * F32::MR + i));
                 row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
                 row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
             }
@@ -453,7 +596,7 @@ unsafe fn kernel_f32(kc: usize, a: *const f32, b: *const f32, tile: Tile) {
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn kernel_bf16(words: usize, a: *const u32, b: *const u32, tile: Tile) {
     use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    let mut acc = [[_mm512_setzero_ps(); 2]; Bf16::MR];
     for p in 0..words {
         // SAFETY: the caller guarantees `words * NR` words at `b` and `words * MR` at `a`; a
         // vector of 16 words is one of 32 bf16 values.
@@ -462,7 +605,7 @@ unsafe fn kernel_bf16(words: usize, a: *const u32, b: *const u32, tile: Tile) {
             let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(b.add(p * NR + 16).cast()));
             for (i, row) in acc.iter_mut().enumerate() {
                 let ai: __m512bh =
-                    std::mem::transmute(_mm512_set1_epi32(*a.add(p * MR + i) as i32));
+                    std::mem::transmute(_mm512_set1_epi32(*a.add(p * Bf16::MR + i) as i32));
                 row[0] = _mm512_dpbf16_ps(row[0], ai, b0);
                 row[1] = _mm512_dpbf16_ps(row[1], ai, b1);
             }
@@ -472,14 +615,102 @@ unsafe fn kernel_bf16(words: usize, a: *const u32, b: *const u32, tile: Tile) {
     unsafe { store(&acc, tile) };
 }
 
-/// Writes a kernel's accumulators, `MR` rows of two vectors, into the first `tile.mr` rows and
+/// Rows of an AMX tile: 16 rows of 64 bytes, 16 f32 results or 32 bf16 values.
+const TILE_ROWS: usize = 16;
+
+/// The tile configuration every AMX kernel loads (palette 1): eight tiles of 16 rows of 64
+/// bytes: results, left rows, right rows alike.
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+#[repr(C, align(64))]
+struct TileConfig {
+    palette: u8,
+    start_row: u8,
+    reserved: [u8; 14],
+    bytes_per_row: [u16; 16],
+    rows: [u8; 16],
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+const TILE_CONFIG: TileConfig = TileConfig {
+    palette: 1,
+    start_row: 0,
+    reserved: [0; 14],
+    bytes_per_row: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
+    rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
+};
+
+/// A 32 x 32 tile on AMX: results in tiles 0-3 (rows 0-15 and 16-31 by columns 0-15 and
+/// 16-31), the strip's two halves in tiles 4 and 5, the panel's in 6 and 7; each step of 16
+/// words is four tile products of 16 x 16 results by 32 bf16 values.
+///
+/// # Safety
+/// The CPU has AMX-BF16 and AVX-512F, this process was granted the tiles' state and this thread
+/// loaded [`TILE_CONFIG`] (`Bf16Tiles::start`); `words`
+/// is a multiple of 16, `words * 32` words at `a` (a strip, row by row) and at `b` (a panel).
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_tiles(words: usize, a: *const u32, b: *const u32, tile: Tile) {
+    use std::arch::asm;
+    use std::arch::x86_64::*;
+    let a_stride = words * 4;
+    let b_stride = NR * 4;
+    // SAFETY: the caller guarantees AMX; each load reads 16 rows of 64 bytes within `a` or `b`.
+    unsafe {
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        );
+        for step in (0..words).step_by(TILE_ROWS) {
+            asm!(
+                "tileloadd tmm4, [{a0} + {a_stride}]",
+                "tileloadd tmm5, [{a1} + {a_stride}]",
+                "tileloadd tmm6, [{b0} + {b_stride}]",
+                "tileloadd tmm7, [{b1} + {b_stride}]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                a0 = in(reg) a.add(step),
+                a1 = in(reg) a.add(TILE_ROWS * words + step),
+                b0 = in(reg) b.add(step * NR),
+                b1 = in(reg) b.add(step * NR + 16),
+                a_stride = in(reg) a_stride,
+                b_stride = in(reg) b_stride,
+                options(nostack, readonly),
+            );
+        }
+    }
+    let mut results = [[_mm512_setzero_ps(); 2]; Bf16Tiles::MR];
+    let at = results.as_mut_ptr().cast::<f32>();
+    // SAFETY: each store writes 16 rows of 64 bytes within `results`, 32 rows of 128 bytes.
+    unsafe {
+        asm!(
+            "tilestored [{c00} + {stride}], tmm0",
+            "tilestored [{c01} + {stride}], tmm1",
+            "tilestored [{c10} + {stride}], tmm2",
+            "tilestored [{c11} + {stride}], tmm3",
+            c00 = in(reg) at,
+            c01 = in(reg) at.add(16),
+            c10 = in(reg) at.add(TILE_ROWS * NR),
+            c11 = in(reg) at.add(TILE_ROWS * NR + 16),
+            stride = in(reg) NR * 4,
+            options(nostack),
+        );
+        store(&results, tile)
+    };
+}
+
+/// Writes a kernel's accumulators, rows of two vectors, into the first `tile.mr` rows and
 /// `tile.nr` columns of `tile`.
 ///
 /// # Safety
 /// The CPU has AVX-512F; `tile` is within its matrix.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn store(acc: &[[std::arch::x86_64::__m512; 2]; MR], tile: Tile) {
+unsafe fn store(acc: &[[std::arch::x86_64::__m512; 2]], tile: Tile) {
     use std::arch::x86_64::*;
     let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xFFFF } else { (1 << n) - 1 } };
     let masks = [lanes(tile.nr), lanes(tile.nr.saturating_sub(16))];
@@ -526,6 +757,13 @@ mod tests {
                 .collect()
         };
         assert_eq!(bits(&rounded), bits(&recorded["rounding.bf16"]));
+        let packed: Vec<u32> = recorded["rounding.input"]
+            .to_vec1::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(|v| super::bf16_bits(v) << 16)
+            .collect();
+        assert_eq!(packed, bits(&recorded["rounding.bf16"]));
         let weight = model["encoder.block.0.layer.0.SelfAttention.q.weight"]
             .to_dtype(DType::BF16)
             .unwrap();
@@ -598,6 +836,8 @@ mod tests {
                     .unwrap();
                 let ran = super::packed_matmul::<super::Bf16>(level, &lhs, &rhs_bf16).unwrap();
                 assert_eq!(ran.is_some(), level >= Level::Avx512Bf16, "{level:?}");
+                let tiles = super::packed_matmul::<super::Bf16Tiles>(level, &lhs, &rhs_bf16);
+                assert_eq!(tiles.unwrap().is_some(), level >= Level::Amx, "{level:?}");
                 let ours = super::matmul_at(level, &lhs, &rhs_bf16).unwrap();
                 let difference = crate::model::max_abs_difference(&ours, &theirs);
                 assert!(

@@ -201,13 +201,12 @@ pub struct LoadedModel {
     pub precision: Precision,
 }
 
-/// The precision `requested` gives on `device`: `Auto` is bf16 where the processor multiplies
-/// bf16 natively (the kernel level `avx512bf16`, which `DIALORA_CPU` may cap), else f32.
+/// The precision `requested` gives on `device`: `Auto` is bf16 where the processor's bf16
+/// products are faster than its f32 ones (the kernel level `amx`, which `DIALORA_CPU` may cap),
+/// else f32.
 pub fn resolve_precision(requested: Precision, device: &Device) -> Precision {
     match requested {
-        Precision::Auto if device.is_cpu() && cpu::level() >= KernelLevel::Avx512Bf16 => {
-            Precision::Bf16
-        }
+        Precision::Auto if device.is_cpu() && cpu::level() >= KernelLevel::Amx => Precision::Bf16,
         Precision::Auto => Precision::F32,
         chosen => chosen,
     }
