@@ -497,7 +497,7 @@ pub(super) fn few_rows_matmuls_at(
     let tasks_per_thread = weights.len().min(2);
     let rows_per_task = total
         .div_ceil(rayon::current_num_threads() * tasks_per_thread)
-        .next_multiple_of(4)
+        .next_multiple_of(16)
         .max(16);
     let done = with_slices::<f32, _>(&[&x], |xs| {
         let xv = xs[0];
@@ -509,7 +509,21 @@ pub(super) fn few_rows_matmuls_at(
                 dot_many_rows(level, weights, xv, m, out)
             }
         };
-        if bf16_weights {
+        let on_tiles = bf16_weights && sizes.iter().all(|n| n.is_multiple_of(16));
+        if let Some(packed) = on_tiles
+            .then(|| super::gemm::few_rows_for_tiles(level, xv, m, k))
+            .flatten()
+        {
+            with_slices::<bf16, _>(weights, |slices| {
+                tasks(&mut outs, slices, rows_per_task, k, m)
+                    .into_par_iter()
+                    // SAFETY: `packed` exists only at the level `amx`, for this `m` and `k`.
+                    .for_each(|(out, weights)| unsafe {
+                        super::gemm::few_rows_on_tiles(weights, &packed, k, m, out)
+                    });
+                true
+            })
+        } else if bf16_weights {
             let block_rows = (WIDENED_BLOCK / k).max(4).next_multiple_of(4);
             with_slices::<bf16, _>(weights, |slices| {
                 tasks(&mut outs, slices, rows_per_task, k, m)
@@ -894,8 +908,9 @@ mod tests {
         let device = Device::Cpu;
         for level in Level::available() {
             let many_rows = cfg!(target_arch = "x86_64") && level >= Level::Avx2;
-            // Wider than a widened block, so that a task spans several blocks.
-            for (n, k) in [(37, 45), (64, 48), (300, 1030)] {
+            // Wider than a widened block, so that a task spans several blocks; the last two
+            // fit AMX tiles (rows by 16, values by 32), in pairs of 16 rows and alone.
+            for (n, k) in [(37, 45), (64, 48), (300, 1030), (64, 64), (96, 1024)] {
                 let w = Tensor::randn(0f32, 1.0, (n, k), &device).unwrap();
                 let w16 = w.to_dtype(DType::BF16).unwrap();
                 for m in [1, 2, 3, 8, 16, 17] {

@@ -528,6 +528,8 @@ fn bf16_bits(value: f32) -> u32 {
 /// them straight from its registers: through a buffer, the buffer's zeroing and copy cost a
 /// tenth of a small product.
 #[derive(Clone, Copy)]
+// Off x86-64 no kernel runs, so nothing reads a tile.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Tile {
     c: *mut f32,
     ldc: usize,
@@ -638,6 +640,111 @@ const TILE_CONFIG: TileConfig = TileConfig {
     bytes_per_row: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
     rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
 };
+
+/// `x` (`m` rows of `k` values, 2 to 16 rows, already rounded to bf16) as the right operand of
+/// [`few_rows_on_tiles`]: for each pair of columns, a row of 16 words (one per row of `x`, zero
+/// past `m`), the layout of a tile's rows. `None` where the tiles do not apply: below the level
+/// `amx`, or `k` not a multiple of a tile's 32 values.
+pub(super) fn few_rows_for_tiles(level: Level, x: &[f32], m: usize, k: usize) -> Option<Vec<u32>> {
+    if level < Level::Amx || !k.is_multiple_of(2 * TILE_ROWS) || !(2..=TILE_ROWS).contains(&m) {
+        return None;
+    }
+    // Exact: the values are bf16 already.
+    let high = |v: f32| v.to_bits() >> 16;
+    let mut packed = vec![0u32; k / 2 * TILE_ROWS];
+    for (j, row) in x.chunks_exact(k).take(m).enumerate() {
+        for (w, [low, high_value]) in row.as_chunks::<2>().0.iter().enumerate() {
+            packed[w * TILE_ROWS + j] = high(*low) | high(*high_value) << 16;
+        }
+    }
+    Some(packed)
+}
+
+/// `x W^T` for a few rows of `x` (packed by [`few_rows_for_tiles`]) and rows of a bf16 weight
+/// (`weight`, rows of `k` values, a multiple of 16 rows), on AMX tiles: the weight is the left
+/// operand, read in place (its rows are a tile's rows), so that decoding streams each weight once
+/// with no packing. `out` gets the product as `weight`'s rows by `m` columns.
+///
+/// # Safety
+/// The CPU runs the level `amx`; `packed` came from `few_rows_for_tiles` with this `m` and `k`.
+pub(super) unsafe fn few_rows_on_tiles(
+    weight: &[bf16],
+    packed: &[u32],
+    k: usize,
+    m: usize,
+    out: &mut [f32],
+) {
+    let rows = weight.len() / k;
+    assert!(rows.is_multiple_of(TILE_ROWS) && weight.len() == rows * k);
+    assert!(packed.len() == k / 2 * TILE_ROWS && out.len() == rows * m && m <= TILE_ROWS);
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+    // SAFETY: the caller guarantees AMX; the asserts bound every tile's reads and `out`'s writes.
+    unsafe {
+        use std::arch::asm;
+        Bf16Tiles::start();
+        let weight_stride = k * 2;
+        let packed_stride = TILE_ROWS * 4;
+        let mut results = [[0f32; TILE_ROWS]; TILE_ROWS];
+        let mut block = 0;
+        while block < rows {
+            // Two blocks of 16 rows at once where there are, for two independent sums.
+            let pair = block + 2 * TILE_ROWS <= rows;
+            let first = weight.as_ptr().add(block * k);
+            asm!("tilezero tmm0", "tilezero tmm1", options(nostack, nomem));
+            for step in 0..k / (2 * TILE_ROWS) {
+                let left = first.add(step * 2 * TILE_ROWS);
+                let right = packed.as_ptr().add(step * TILE_ROWS * TILE_ROWS);
+                if pair {
+                    asm!(
+                        "tileloadd tmm4, [{w0} + {ws}]",
+                        "tileloadd tmm5, [{w1} + {ws}]",
+                        "tileloadd tmm6, [{x} + {xs}]",
+                        "tdpbf16ps tmm0, tmm4, tmm6",
+                        "tdpbf16ps tmm1, tmm5, tmm6",
+                        w0 = in(reg) left,
+                        w1 = in(reg) left.add(TILE_ROWS * k),
+                        x = in(reg) right,
+                        ws = in(reg) weight_stride,
+                        xs = in(reg) packed_stride,
+                        options(nostack, readonly),
+                    );
+                } else {
+                    asm!(
+                        "tileloadd tmm4, [{w0} + {ws}]",
+                        "tileloadd tmm6, [{x} + {xs}]",
+                        "tdpbf16ps tmm0, tmm4, tmm6",
+                        w0 = in(reg) left,
+                        x = in(reg) right,
+                        ws = in(reg) weight_stride,
+                        xs = in(reg) packed_stride,
+                        options(nostack, readonly),
+                    );
+                }
+            }
+            for (tile, start) in [(0, block), (1, block + TILE_ROWS)]
+                .into_iter()
+                .take(1 + pair as usize)
+            {
+                let at = results.as_mut_ptr().cast::<f32>();
+                match tile {
+                    0 => {
+                        asm!("tilestored [{c} + {s}], tmm0", c = in(reg) at, s = in(reg) packed_stride, options(nostack))
+                    }
+                    _ => {
+                        asm!("tilestored [{c} + {s}], tmm1", c = in(reg) at, s = in(reg) packed_stride, options(nostack))
+                    }
+                }
+                for (i, row) in results.iter().enumerate() {
+                    out[(start + i) * m..(start + i + 1) * m].copy_from_slice(&row[..m]);
+                }
+            }
+            block += if pair { 2 * TILE_ROWS } else { TILE_ROWS };
+        }
+        Bf16Tiles::finish();
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")))]
+    unreachable!("no AMX level off x86-64 Linux")
+}
 
 /// A 32 x 32 tile on AMX: results in tiles 0-3 (rows 0-15 and 16-31 by columns 0-15 and
 /// 16-31), the strip's two halves in tiles 4 and 5, the panel's in 6 and 7; each step of 16
