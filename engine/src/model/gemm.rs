@@ -641,20 +641,20 @@ const TILE_CONFIG: TileConfig = TileConfig {
     rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
 };
 
-/// `x` (`m` rows of `k` values, 2 to 16 rows, already rounded to bf16) as the right operand of
-/// [`few_rows_on_tiles`]: for each pair of columns, a row of 16 words (one per row of `x`, zero
-/// past `m`), the layout of a tile's rows. `None` where the tiles do not apply: below the level
-/// `amx`, or `k` not a multiple of a tile's 32 values.
+/// `x` (`m` rows of `k` values, 2 to 16 rows) as the right operand of [`few_rows_on_tiles`]:
+/// for each pair of columns, a row of 16 words (one per row of `x`, packed as [`Bf16`] packs a
+/// left row; zero past `m`), the layout of a tile's rows. `None` where the tiles do not apply:
+/// below the level `amx`, or `k` not a multiple of a tile's 32 values.
 pub(super) fn few_rows_for_tiles(level: Level, x: &[f32], m: usize, k: usize) -> Option<Vec<u32>> {
     if level < Level::Amx || !k.is_multiple_of(2 * TILE_ROWS) || !(2..=TILE_ROWS).contains(&m) {
         return None;
     }
-    // Exact: the values are bf16 already.
-    let high = |v: f32| v.to_bits() >> 16;
     let mut packed = vec![0u32; k / 2 * TILE_ROWS];
+    let mut row_words = vec![0u32; k / 2];
     for (j, row) in x.chunks_exact(k).take(m).enumerate() {
-        for (w, [low, high_value]) in row.as_chunks::<2>().0.iter().enumerate() {
-            packed[w * TILE_ROWS + j] = high(*low) | high(*high_value) << 16;
+        Bf16::pack_row(row, 1, k, &mut row_words);
+        for (w, word) in row_words.iter().enumerate() {
+            packed[w * TILE_ROWS + j] = *word;
         }
     }
     Some(packed)
@@ -721,22 +721,16 @@ pub(super) unsafe fn few_rows_on_tiles(
                     );
                 }
             }
-            for (tile, start) in [(0, block), (1, block + TILE_ROWS)]
-                .into_iter()
-                .take(1 + pair as usize)
-            {
-                let at = results.as_mut_ptr().cast::<f32>();
-                match tile {
-                    0 => {
-                        asm!("tilestored [{c} + {s}], tmm0", c = in(reg) at, s = in(reg) packed_stride, options(nostack))
-                    }
-                    _ => {
-                        asm!("tilestored [{c} + {s}], tmm1", c = in(reg) at, s = in(reg) packed_stride, options(nostack))
-                    }
-                }
+            let mut copy_out = |start: usize, results: &[[f32; TILE_ROWS]; TILE_ROWS]| {
                 for (i, row) in results.iter().enumerate() {
                     out[(start + i) * m..(start + i + 1) * m].copy_from_slice(&row[..m]);
                 }
+            };
+            asm!("tilestored [{c} + {s}], tmm0", c = in(reg) results.as_mut_ptr(), s = in(reg) packed_stride, options(nostack));
+            copy_out(block, &results);
+            if pair {
+                asm!("tilestored [{c} + {s}], tmm1", c = in(reg) results.as_mut_ptr(), s = in(reg) packed_stride, options(nostack));
+                copy_out(block + TILE_ROWS, &results);
             }
             block += if pair { 2 * TILE_ROWS } else { TILE_ROWS };
         }
