@@ -224,7 +224,8 @@ impl<'de> Deserialize<'de> for Sentence {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// bf16 where the processor multiplies bf16 natively, f32 elsewhere.
+    /// bf16 where the processor's bf16 products are faster than its f32 ones (AMX tiles), f32
+    /// elsewhere.
     #[default]
     Auto,
     /// Exact: every weight in 32-bit floats, as the reference stack computes by default.

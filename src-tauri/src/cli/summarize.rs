@@ -190,8 +190,8 @@ pub struct ModelArgs {
     /// Where to compute: auto takes a GPU when this build has support for one.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceArg,
-    /// How the model's weights are held: f32 (exact), bf16 (half the memory, faster where the
-    /// processor multiplies bf16), or auto (bf16 where it does).
+    /// How the model's weights are held: f32 (exact), bf16 (half the memory, faster on processors
+    /// with AMX tiles), or auto (bf16 where it is faster, f32 elsewhere).
     #[arg(long, value_parser = precision, default_value = "auto")]
     pub precision: Precision,
 }

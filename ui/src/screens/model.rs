@@ -177,7 +177,7 @@ pub fn show(ui: &mut Ui, state: &mut State, out: &mut Vec<Command>) {
             .labelled_by(label.id)
             .on_hover_text(
                 "Fast keeps the model's weights in bfloat16: half the memory, and faster on \
-                 processors that compute in it. Summaries can differ in a word now and then; \
+                 processors with AMX (recent Intel Xeons). Summaries can differ in a word now and then; \
                  Exact computes as the reference tools do.",
             );
         if precision != state.settings.precision {
