@@ -55,3 +55,45 @@ pub fn save(home: &Path, settings: &Settings) -> Result<()> {
         .map_err(|e| Error::settings(format!("cannot write the settings: {e}")))?;
     write_atomically(&path(home), text.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dialora_ui::protocol::MeasuredSpeed;
+
+    /// A speed read back must equal the one kept, to the last bit: the app compares them to know
+    /// whether a model was measured already.
+    #[test]
+    fn every_number_saved_reads_back_the_same() {
+        let home = tempfile::tempdir().unwrap();
+        let mut settings = Settings::default();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..2000 {
+            // Numbers of every size and of all 53 bits, as measured speeds are.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let fraction = (state >> 11) as f64 / (1u64 << 53) as f64;
+            settings.speeds.push(MeasuredSpeed {
+                model: format!("model {i}"),
+                precision: dialora_ui::protocol::Precision::Bf16,
+                gpu: false,
+                tokens_per_second: fraction * 10f64.powi(i % 12 - 3),
+                from_run: true,
+            });
+        }
+        settings.speeds[0].tokens_per_second = 21103.811173538918;
+        save(home.path(), &settings).unwrap();
+        let (read, warning) = load(home.path());
+        assert_eq!(warning, None);
+        for (saved, read) in settings.speeds.iter().zip(&read.speeds) {
+            assert_eq!(
+                saved.tokens_per_second.to_bits(),
+                read.tokens_per_second.to_bits(),
+                "{} read back as {}",
+                saved.tokens_per_second,
+                read.tokens_per_second
+            );
+        }
+    }
+}
