@@ -201,20 +201,29 @@ pub struct NewFolder {
 
 impl NewFolder {
     pub fn create(path: &Path) -> Result<Self> {
-        let mut made = Vec::new();
-        let mut missing = Some(path);
-        while let Some(folder) = missing.filter(|f| !f.as_os_str().is_empty()) {
+        let mut missing = Vec::new();
+        let mut next = Some(path);
+        while let Some(folder) = next.filter(|f| !f.as_os_str().is_empty()) {
             if std::fs::symlink_metadata(folder).is_ok() {
                 break;
             }
-            made.push(folder.to_path_buf());
-            missing = folder.parent();
+            missing.push(folder);
+            next = folder.parent();
         }
-        std::fs::create_dir_all(path).map_err(|e| Error::file(path, e))?;
+        let mut new = Self { made: Vec::new() };
+        // Shallowest first, one level at a time: a folder that another run made meanwhile is that
+        // run's, and never removed by this one.
+        for folder in missing.into_iter().rev() {
+            match std::fs::create_dir(folder) {
+                Ok(()) => new.made.insert(0, folder.to_path_buf()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::file(folder, e)),
+            }
+        }
         if !path.is_dir() {
             return Err(Error::exists(path, "is a file, not a folder"));
         }
-        Ok(Self { made })
+        Ok(new)
     }
 
     /// The result is there: the folder stays.

@@ -77,7 +77,14 @@ pub(super) fn prepare_output(
         ));
     }
     let folder = NewFolder::create(output)?;
-    let lock = FolderLock::take(output, "training run")?;
+    let lock = match FolderLock::take(output, "training run") {
+        Ok(lock) => lock,
+        Err(refused) => {
+            // The run that holds the lock writes here, even into a folder this run made.
+            folder.keep();
+            return Err(refused);
+        }
+    };
     let unfinished = exists(output);
     if resume && !unfinished {
         return Err(Error::missing(
