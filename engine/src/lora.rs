@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::gemm::{matmul, products_with_weights};
-use crate::model::t5::{Dropout, apply_mask};
+use crate::model::t5::{Dropout, Mask, apply_mask};
 
 /// Which modules an adapter targets: PEFT accepts a list of names (matched against the end of the
 /// module path) or one regular expression (matched against the whole path).
@@ -357,7 +357,10 @@ impl Linear {
         };
         let mut shape = xs.dims()[..xs.rank() - 1].to_vec();
         shape.push(self.out_features());
-        Ok((out.reshape(shape)?, LinearTape { input: flat, lora }))
+        // A frozen weight's gradient is not computed, so only its LoRA layer needs the input;
+        // without an adapter every weight is trained and needs it.
+        let input = (adapter.is_none() || lora.is_some()).then_some(flat);
+        Ok((out.reshape(shape)?, LinearTape { input, lora }))
     }
 
     /// Folds the adapter's update into the weight: `W + scale * B @ A`, summed in f32 and stored
@@ -372,15 +375,16 @@ impl Linear {
 
 /// What a linear layer's forward pass keeps for the backward pass.
 pub(crate) struct LinearTape {
-    /// The input as one matrix `(rows, in)`.
-    pub input: Tensor,
+    /// The input as one matrix `(rows, in)`, kept only where a gradient needs it: for the LoRA
+    /// layer when an adapter is trained, for the weight itself when every weight is.
+    pub input: Option<Tensor>,
     pub lora: Option<LoraTape>,
 }
 
 /// The LoRA path's part of a [`LinearTape`].
 pub(crate) struct LoraTape {
     /// The dropout mask on the input, when training drew one.
-    pub mask: Option<Tensor>,
+    pub mask: Option<Mask>,
     /// `dropout(x) A^T`, `(rows, r)`.
     pub hidden: Tensor,
 }

@@ -839,6 +839,51 @@ fn gelu_tanh_at(
     Ok(Some(Tensor::from_vec(out, x.shape(), x.device())?))
 }
 
+fast_path!(dropout_slice, fn(input: &[f32], kept: &[u8], scale: f32, out: &mut [f32]) -> () {
+    for ((o, &x), &k) in out.iter_mut().zip(input).zip(kept) {
+        *o = if k != 0 { x * scale } else { 0.0 };
+    }
+});
+
+/// `xs` with the elements `kept` marks (1) scaled by `scale` and the others 0, in one pass: a
+/// dropout mask of bytes applied. `None` where the kernels do not apply.
+pub fn dropout(xs: &Tensor, kept: &Tensor, scale: f32) -> candle_core::Result<Option<Tensor>> {
+    dropout_at(level(), xs, kept, scale)
+}
+
+fn dropout_at(
+    level: Level,
+    xs: &Tensor,
+    kept: &Tensor,
+    scale: f32,
+) -> candle_core::Result<Option<Tensor>> {
+    if !applies(level, &[xs])
+        || !matches!(kept.device(), Device::Cpu)
+        || kept.dtype() != DType::U8
+        || kept.shape() != xs.shape()
+    {
+        return Ok(None);
+    }
+    let xs = xs.contiguous()?;
+    let kept = kept.contiguous()?;
+    let mut out = vec![0f32; xs.elem_count()];
+    const CHUNK: usize = 16 * 1024;
+    let done = with_slices::<f32, _>(&[&xs], |input| {
+        with_slices::<u8, _>(&[&kept], |kept| {
+            input[0]
+                .par_chunks(CHUNK)
+                .zip(kept[0].par_chunks(CHUNK))
+                .zip(out.par_chunks_mut(CHUNK))
+                .for_each(|((input, kept), out)| dropout_slice(level, input, kept, scale, out));
+        })
+    })?;
+    match done {
+        Some(Ok(Some(()))) => Ok(Some(Tensor::from_vec(out, xs.shape(), xs.device())?)),
+        Some(Err(error)) => Err(error),
+        _ => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -975,6 +1020,32 @@ mod tests {
         );
         for level in &Level::available()[1..] {
             gelu_and_attention_match_candle(*level);
+        }
+    }
+
+    /// A dropout mask of bytes gives, at every level, what candle's operations give with the
+    /// mask widened to f32: the same values, bit for bit.
+    #[test]
+    fn dropout_matches_candle_at_every_level() {
+        let device = Device::Cpu;
+        // Transposed, so that the kernel sees a layout it must copy first.
+        let xs = Tensor::randn(0f32, 3.0, (300, 7), &device)
+            .unwrap()
+            .t()
+            .unwrap();
+        let kept: Vec<u8> = (0..2100u32).map(|i| u8::from(i * 7919 % 10 != 0)).collect();
+        let kept = Tensor::from_vec(kept, (7, 300), &device).unwrap();
+        let scale = 1.0 / 0.9f32;
+        let widened =
+            (xs.mul(&kept.to_dtype(DType::F32).unwrap()).unwrap() * scale as f64).unwrap();
+        assert!(
+            dropout_at(Level::Generic, &xs, &kept, scale)
+                .unwrap()
+                .is_none()
+        );
+        for level in &Level::available()[1..] {
+            let ours = dropout_at(*level, &xs, &kept, scale).unwrap().unwrap();
+            assert_eq!(max_abs_difference(&ours, &widened), 0.0, "{level:?}");
         }
     }
 

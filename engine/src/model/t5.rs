@@ -15,8 +15,8 @@ use crate::lora::{Adapter, Linear};
 mod backprop;
 mod forward;
 pub use backprop::{Gradients, Trained};
-pub(crate) use forward::apply_mask;
 pub use forward::{Dropout, Pair, Pass, Tape};
+pub(crate) use forward::{Mask, apply_mask};
 
 /// `config.json` of a T5-family checkpoint, with transformers' defaults for absent keys.
 #[derive(Debug, Clone, Deserialize)]

@@ -52,6 +52,13 @@ impl Gradients {
     }
 }
 
+/// An input the forward pass kept for this gradient; one it did not keep is a bug in the tape.
+fn kept_input<'a>(kept: &'a Option<Tensor>, layer: &str) -> Result<&'a Tensor> {
+    kept.as_ref().ok_or_else(|| {
+        candle_core::Error::Msg(format!("the forward pass kept no input for {layer}")).into()
+    })
+}
+
 fn linear_backward(
     linear: &Linear,
     tape: &LinearTape,
@@ -61,6 +68,7 @@ fn linear_backward(
     gradients: &mut Gradients,
 ) -> Result<Tensor> {
     let mut grad_input = matmul(grad, linear.weight())?;
+    let input = || kept_input(&tape.input, linear.name());
     if let (Some(lora_tape), Some(lora)) = (
         &tape.lora,
         adapter.and_then(|a| a.layers.get(linear.name())),
@@ -71,7 +79,7 @@ fn linear_backward(
             format!("{name}.lora_B.weight"),
             (matmul(&grad.t()?, &lora_tape.hidden)? * lora.scale)?,
         )?;
-        let dropped = apply_mask(&tape.input, &lora_tape.mask)?;
+        let dropped = apply_mask(input()?, &lora_tape.mask)?;
         gradients.add(
             format!("{name}.lora_A.weight"),
             (matmul(&through_b.t()?, &dropped)? * lora.scale)?,
@@ -82,7 +90,7 @@ fn linear_backward(
     if trained == Trained::Everything {
         gradients.add(
             format!("{}.weight", linear.name()),
-            matmul(&grad.t()?, &tape.input)?,
+            matmul(&grad.t()?, input()?)?,
         )?;
     }
     Ok(grad_input)
@@ -290,7 +298,10 @@ impl T5 {
                 if everything {
                     g.add(
                         "shared.weight".into(),
-                        matmul(&grad_logits.t()?, &tape.decoder.head_input)?,
+                        matmul(
+                            &grad_logits.t()?,
+                            kept_input(&tape.decoder.tied_head_input, "lm_head")?,
+                        )?,
                     )?;
                 }
                 (matmul(&grad_logits, &self.shared)? * (config.d_model as f64).powf(-0.5))?

@@ -30,43 +30,63 @@ pub struct Dropout {
 }
 
 impl Dropout {
-    /// A mask of `like`'s shape: 0 with probability `rate` (to 1/65536), else `1 / (1 - rate)`.
-    /// Drawn in parallel from sub-streams seeded by one draw of the generator, so the masks depend
-    /// only on the generator's state, not on the number of threads.
-    pub(crate) fn mask(&mut self, rate: f64, like: &Tensor) -> Result<Option<Tensor>> {
+    /// A mask of `like`'s shape: dropped with probability `rate` (to 1/65536), else kept and
+    /// scaled by `1 / (1 - rate)`. Drawn in parallel from sub-streams seeded by one draw of the
+    /// generator, so the masks depend only on the generator's state, not on the number of threads.
+    pub(crate) fn mask(&mut self, rate: f64, like: &Tensor) -> Result<Option<Mask>> {
         use rayon::prelude::*;
         if rate <= 0.0 {
             return Ok(None);
         }
         const CHUNK: usize = 1 << 14;
-        let keep = 1.0 / (1.0 - rate) as f32;
         let threshold = (rate * 65536.0).round() as u64;
         let seed = self.rng.next_u64();
-        let mut values = vec![0f32; like.elem_count()];
-        values
-            .par_chunks_mut(CHUNK)
+        let mut kept = vec![0u8; like.elem_count()];
+        kept.par_chunks_mut(CHUNK)
             .enumerate()
             .for_each(|(index, chunk)| {
                 let mut rng =
                     SplitMix64::new(seed ^ (index as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
                 for group in chunk.chunks_mut(4) {
                     let bits = rng.next_u64();
-                    for (lane, value) in group.iter_mut().enumerate() {
+                    for (lane, kept) in group.iter_mut().enumerate() {
                         let draw = (bits >> (16 * lane)) & 0xFFFF;
-                        *value = if draw < threshold { 0.0 } else { keep };
+                        *kept = u8::from(draw >= threshold);
                     }
                 }
             });
-        Ok(Some(Tensor::from_vec(values, like.shape(), like.device())?))
+        Ok(Some(Mask {
+            kept: Tensor::from_vec(kept, like.shape(), like.device())?,
+            scale: 1.0 / (1.0 - rate) as f32,
+        }))
+    }
+}
+
+/// A drawn dropout mask: a byte per element, 1 where the element is kept, and the scale of the
+/// kept ones. Bytes rather than the scaled values in f32, because the tape holds a mask beside most
+/// activations: a quarter of their memory.
+#[derive(Debug, Clone)]
+pub(crate) struct Mask {
+    kept: Tensor,
+    scale: f32,
+}
+
+impl Mask {
+    /// `xs` with the dropped elements 0 and the kept ones scaled.
+    fn apply(&self, xs: &Tensor) -> Result<Tensor> {
+        if let Some(out) = cpu::dropout(xs, &self.kept, self.scale)? {
+            return Ok(out);
+        }
+        Ok((xs.mul(&self.kept.to_dtype(xs.dtype())?)? * f64::from(self.scale))?)
     }
 }
 
 /// `xs` times the dropout mask, when one was drawn.
-pub(crate) fn apply_mask(xs: &Tensor, mask: &Option<Tensor>) -> Result<Tensor> {
-    Ok(match mask {
-        Some(mask) => xs.mul(mask)?,
-        None => xs.clone(),
-    })
+pub(crate) fn apply_mask(xs: &Tensor, mask: &Option<Mask>) -> Result<Tensor> {
+    match mask {
+        Some(mask) => mask.apply(xs),
+        None => Ok(xs.clone()),
+    }
 }
 
 /// `(start, len)` of each row in a packed sequence of rows of `lengths`.
@@ -93,7 +113,7 @@ impl LayerNorm {
 pub(super) struct RowTape {
     /// Attention weights `(heads, queries, keys)` before dropout.
     pub probs: Tensor,
-    pub mask: Option<Tensor>,
+    pub mask: Option<Mask>,
 }
 
 pub(super) struct AttentionTape {
@@ -191,7 +211,7 @@ pub(super) struct FeedForwardTape {
     pub gate: Option<(LinearTape, Tensor)>,
     /// `wi`'s output before the activation.
     pub pre_activation: Tensor,
-    pub mask: Option<Tensor>,
+    pub mask: Option<Mask>,
     pub wo: LinearTape,
 }
 
@@ -247,10 +267,10 @@ impl FeedForward {
 /// One pre-norm residual sub-layer's tape: the norm, and the dropout on its output.
 pub(super) struct ResidualTape {
     pub norm: NormTape,
-    pub mask: Option<Tensor>,
+    pub mask: Option<Mask>,
 }
 
-fn residual_mask(dropout: &mut Option<Dropout>, like: &Tensor) -> Result<Option<Tensor>> {
+fn residual_mask(dropout: &mut Option<Dropout>, like: &Tensor) -> Result<Option<Mask>> {
     match dropout {
         Some(dropout) => dropout.mask(dropout.model_rate, like),
         None => Ok(None),
@@ -262,7 +282,7 @@ fn final_norm(
     norm: &LayerNorm,
     hidden: &Tensor,
     dropout: &mut Option<Dropout>,
-) -> Result<(Tensor, NormTape, Option<Tensor>)> {
+) -> Result<(Tensor, NormTape, Option<Mask>)> {
     let (normed, tape) = norm.forward_taped(hidden)?;
     let mask = residual_mask(dropout, &normed)?;
     Ok((apply_mask(&normed, &mask)?, tape, mask))
@@ -300,20 +320,21 @@ pub(super) struct DecoderLayerTape {
 
 /// What the encoder's pass keeps for the backward pass.
 pub(super) struct EncoderTape {
-    pub embedding_mask: Option<Tensor>,
+    pub embedding_mask: Option<Mask>,
     pub layers: Vec<EncoderLayerTape>,
     pub final_norm: NormTape,
-    pub output_mask: Option<Tensor>,
+    pub output_mask: Option<Mask>,
 }
 
 /// What the decoder's pass and the head keep for the backward pass.
 pub(super) struct DecoderTape {
-    pub embedding_mask: Option<Tensor>,
+    pub embedding_mask: Option<Mask>,
     pub layers: Vec<DecoderLayerTape>,
     pub final_norm: NormTape,
-    pub output_mask: Option<Tensor>,
-    /// The head's input (after the tied scaling) and, when untied, its linear tape.
-    pub head_input: Tensor,
+    pub output_mask: Option<Mask>,
+    /// The tied head's input (after its scaling), kept when the embedding itself is trained.
+    pub tied_head_input: Option<Tensor>,
+    /// The untied head's linear tape.
     pub head: Option<LinearTape>,
 }
 
@@ -373,7 +394,7 @@ impl T5 {
         &self,
         ids: &Tensor,
         dropout: &mut Option<Dropout>,
-    ) -> Result<(Tensor, Option<Tensor>)> {
+    ) -> Result<(Tensor, Option<Mask>)> {
         let embedded = self.embedding_rows(ids)?;
         let mask = residual_mask(dropout, &embedded)?;
         Ok((apply_mask(&embedded, &mask)?, mask))
@@ -493,31 +514,30 @@ impl T5 {
             }
         }
         let (output, final_norm, output_mask) = final_norm(&self.decoder_norm, &hidden, dropout)?;
-        let (logits, head_input, head) = self.head_taped(&output, adapter, dropout)?;
+        let (logits, tied_head_input, head) = self.head_taped(&output, adapter, dropout)?;
         let tape = record.then_some(DecoderTape {
             embedding_mask,
             layers,
             final_norm,
             output_mask,
-            head_input,
+            tied_head_input,
             head,
         });
         Ok((logits, tape))
     }
 
-    /// The language-model head over `hidden (..., d_model)`: logits, the head's input (scaled when
-    /// tied) as one matrix, and the untied head's tape.
+    /// The language-model head over `hidden (..., d_model)`: logits, the tied head's scaled input
+    /// as one matrix (without an adapter, when every weight is trained), and the untied head's tape.
     pub(super) fn head_taped(
         &self,
         hidden: &Tensor,
         adapter: Option<&Adapter>,
         dropout: &mut Option<Dropout>,
-    ) -> Result<(Tensor, Tensor, Option<LinearTape>)> {
+    ) -> Result<(Tensor, Option<Tensor>, Option<LinearTape>)> {
         match &self.lm_head {
             Some(linear) => {
                 let (logits, tape) = linear.forward_taped(hidden, adapter, dropout)?;
-                let input = tape.input.clone();
-                Ok((logits, input, Some(tape)))
+                Ok((logits, None, Some(tape)))
             }
             None => {
                 let dims = hidden.dims();
@@ -527,7 +547,8 @@ impl T5 {
                 let logits = products_with_weights(&scaled, &[&self.shared])?.remove(0);
                 let mut shape = dims[..dims.len() - 1].to_vec();
                 shape.push(self.config.vocab_size);
-                Ok((logits.reshape(shape)?, scaled, None))
+                let kept = adapter.is_none().then_some(scaled);
+                Ok((logits.reshape(shape)?, kept, None))
             }
         }
     }
