@@ -211,7 +211,9 @@ fn main() {
             for _ in 0..ROUNDS {
                 if let Some(python) = python {
                     for ((backend, _), runs) in REFERENCES.iter().zip(&mut reference_runs) {
-                        runs.push(reference_run(python, models, data, name, batch, backend));
+                        if !common::skipped(backend) {
+                            runs.push(reference_run(python, models, data, name, batch, backend));
+                        }
                     }
                 }
                 for (model, times) in models_in.iter().zip(&mut ours) {
