@@ -163,12 +163,11 @@ fn main() {
             }
         }
         // A side that did not run (`BENCH_SKIP`) shows as "-".
-        let rate = |runs: &[Measurement]| {
-            (!runs.is_empty()).then(|| median(runs.iter().map(|m| m.tokens / m.seconds).collect()))
+        let median_of = |runs: &[Measurement], value: fn(&Measurement) -> f64| {
+            (!runs.is_empty()).then(|| median(runs.iter().map(value).collect()))
         };
-        let peak = |runs: &[Measurement]| {
-            (!runs.is_empty()).then(|| median(runs.iter().map(|m| m.peak_bytes / 1e9).collect()))
-        };
+        let rate = |runs: &[Measurement]| median_of(runs, |m| m.tokens / m.seconds);
+        let peak = |runs: &[Measurement]| median_of(runs, |m| m.peak_bytes / 1e9);
         let best =
             |runs: &[Vec<Measurement>]| runs.iter().filter_map(|r| rate(r)).max_by(f64::total_cmp);
         let show =

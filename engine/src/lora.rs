@@ -383,7 +383,9 @@ pub(crate) struct LinearTape {
 
 /// The LoRA path's part of a [`LinearTape`].
 pub(crate) struct LoraTape {
-    /// The dropout mask on the input, when training drew one.
+    /// The dropout mask on the input, when training drew one. The backward pass applies it to the
+    /// kept input again rather than keeping the dropped input: layers that read one input (q, k
+    /// and v) share that input, and each mask is a quarter of its size.
     pub mask: Option<Mask>,
     /// `dropout(x) A^T`, `(rows, r)`.
     pub hidden: Tensor,
